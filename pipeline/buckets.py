@@ -1,0 +1,147 @@
+"""Stage ``bucket``: token ids, length buckets and the padding they save.
+
+Output contract (``<out>/``)::
+
+    <split>.arrow   Arrow IPC file, columns:
+                      ids (list<int32>), label (int64), length (int32), bucket (int16)
+                    schema metadata: class names (b"textpipe.labels")
+    buckets.json    the bucket upper bounds (inclusive) computed on train
+    metrics.json    padding waste (pad tokens / all tokens) of a batch of
+                    ``batch_size`` with random vs length-bucketed batching, per split
+    params.json     the bucket params
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .datasets import SPLITS
+from .errors import PipelineError
+from .fileio import atomic_dir, write_json
+from .tokenize import read_arrow, write_arrow
+from .vocab import UNK_ID, Vocabulary
+
+BUCKET_DEFAULTS = {"max_len": 0, "boundaries": 8, "batch_size": 32, "seed": 0}
+
+
+def bucket_boundaries(lengths: np.ndarray, spec: int | Sequence[int]) -> list[int]:
+    """Inclusive upper bounds of the length buckets.
+
+    ``spec`` is either an explicit increasing list of bounds (a last bucket for
+    longer rows is added) or a number of buckets placed at length quantiles, so
+    each holds about the same number of rows. The last bound is always the
+    longest length, so every row falls in a bucket.
+    """
+    lengths = np.asarray(lengths)
+    longest = int(lengths.max()) if len(lengths) else 0
+    if isinstance(spec, (list, tuple)):
+        bounds = [int(b) for b in spec]
+        if not bounds or any(b <= 0 for b in bounds) or bounds != sorted(set(bounds)):
+            raise PipelineError(f"bucket.boundaries must be a strictly increasing list of positive lengths, got {list(spec)}")
+    else:
+        n = int(spec)
+        if n < 1:
+            raise PipelineError(f"bucket.boundaries must be a number of buckets >= 1 or a list of lengths, got {spec}")
+        qs = np.quantile(lengths, np.arange(1, n + 1) / n, method="higher") if len(lengths) else []
+        bounds = sorted({int(q) for q in qs})
+    bounds = [b for b in bounds if b < longest] + [max(longest, 1)]
+    return bounds
+
+
+def assign_buckets(lengths: np.ndarray, bounds: Sequence[int]) -> np.ndarray:
+    """Bucket index of each length: the first bound >= length (lengths above the last bound go last)."""
+    idx = np.searchsorted(np.asarray(bounds), np.asarray(lengths), side="left")
+    return np.minimum(idx, len(bounds) - 1).astype(np.int16)
+
+
+def padding_waste(lengths: np.ndarray, batch_size: int, buckets: np.ndarray | None = None, seed: int = 0) -> float:
+    """Pad tokens / all tokens over batches of ``batch_size``, padded to each batch's longest row.
+
+    Random batching when ``buckets`` is None; otherwise rows are sorted by
+    length within each bucket and batches are cut from the sorted run, as the
+    training sampler does.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(lengths) == 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    if buckets is None:
+        order = rng.permutation(len(lengths))
+    else:
+        # sort by (bucket, length): within a bucket, neighbours have similar lengths
+        order = np.lexsort((lengths, np.asarray(buckets)))
+    padded = 0
+    for start in range(0, len(order), batch_size):
+        batch = lengths[order[start:start + batch_size]]
+        padded += int(batch.max()) * len(batch)
+    real = int(lengths.sum())
+    return round((padded - real) / padded, 6) if padded else 0.0
+
+
+def encode_split(table: pa.Table, vocab: Vocabulary, max_len: int) -> tuple[pa.Table, dict]:
+    """Tokens -> int32 ids (truncated to ``max_len`` if > 0); empty docs become one ``<unk>``."""
+    tokens = table.column("tokens").combine_chunks()
+    lengths = pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
+    truncated = int((lengths > max_len).sum()) if max_len else 0
+    if max_len:
+        tokens = pc.list_slice(tokens, 0, max_len)
+    ids = vocab.encode_arrow(pc.list_flatten(tokens))
+    new_len = np.minimum(lengths, max_len) if max_len else lengths
+    empty = new_len == 0
+    if empty.any():
+        # Put one <unk> in each empty doc so every row has a real step to feed the RNN.
+        id_list = pa.ListArray.from_arrays(pa.array(_offsets(new_len)), ids).to_pylist()
+        id_list = [row if row else [UNK_ID] for row in id_list]
+        new_len = np.where(empty, 1, new_len)
+        ids = pa.array([i for row in id_list for i in row], pa.int32())
+    out = pa.table({
+        "ids": pa.ListArray.from_arrays(pa.array(_offsets(new_len)), ids),
+        "label": table.column("label"),
+        "length": pa.array(new_len.astype(np.int32)),
+    }, metadata=table.schema.metadata)
+    return out, {"rows": out.num_rows, "truncated": truncated, "empty_as_unk": int(empty.sum())}
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
+def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, params: dict) -> dict:
+    tokens_dir = Path(tokens_dir)
+    vocab = Vocabulary.load(vocab_path)
+    max_len = int(params["max_len"] or 0)
+    if max_len < 0:
+        raise PipelineError(f"bucket.max_len must be >= 0 (0 = no truncation), got {max_len}")
+    encoded = {}
+    stats: dict = {"splits": {}}
+    for split in SPLITS:
+        path = tokens_dir / f"{split}.arrow"
+        if path.exists():
+            encoded[split], stats["splits"][split] = encode_split(read_arrow(path), vocab, max_len)
+    if "train" not in encoded:
+        raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
+    train_lengths = encoded["train"].column("length").to_numpy()
+    bounds = bucket_boundaries(train_lengths, params["boundaries"])
+    batch_size, seed = int(params["batch_size"]), int(params["seed"])
+    with atomic_dir(out_dir) as tmp:
+        for split, table in encoded.items():
+            lengths = table.column("length").to_numpy()
+            buckets = assign_buckets(lengths, bounds)
+            table = table.append_column("bucket", pa.array(buckets, pa.int16()))
+            write_arrow(table, tmp / f"{split}.arrow")
+            s = stats["splits"][split]
+            s["padding_waste_random"] = padding_waste(lengths, batch_size, None, seed)
+            s["padding_waste_bucketed"] = padding_waste(lengths, batch_size, buckets, seed)
+            s["bucket_rows"] = np.bincount(buckets, minlength=len(bounds)).tolist()
+        stats["boundaries"] = bounds
+        stats["batch_size"] = batch_size
+        write_json(tmp / "buckets.json", {"boundaries": bounds})
+        write_json(tmp / "params.json", {"bucket": params})
+        write_json(tmp / "metrics.json", stats)
+    return stats

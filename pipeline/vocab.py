@@ -1,0 +1,146 @@
+"""Stage ``vocab``: a frequency-capped vocabulary built from the training split.
+
+Order is deterministic: the specials first (``<pad>`` = 0, ``<unk>`` = 1), then
+tokens by count descending, ties broken by the token string (code-point order).
+
+Output contract (``<out>/``)::
+
+    vocab.tsv     one line per id: token<TAB>count (specials have count 0);
+                  line i is id i
+    metrics.json  size, coverage of training tokens, and per split the share
+                  of tokens replaced by <unk> (DVC metrics)
+    params.json   the vocab params
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .datasets import SPLITS
+from .errors import PipelineError
+from .fileio import atomic_dir, atomic_path, sha256_file, write_json
+
+PAD, UNK = "<pad>", "<unk>"
+SPECIALS = (PAD, UNK)
+PAD_ID, UNK_ID = 0, 1
+VOCAB_DEFAULTS = {"min_freq": 2, "max_size": 30000}
+
+
+class Vocabulary:
+    """Token <-> id mapping with the training counts it was built from."""
+
+    def __init__(self, tokens: Sequence[str], counts: Sequence[int]):
+        if list(tokens[:2]) != list(SPECIALS):
+            raise PipelineError(f"a vocabulary must start with {PAD} and {UNK}")
+        if len(set(tokens)) != len(tokens):
+            raise PipelineError("vocabulary has duplicate tokens; rebuild it with `textpipe vocab`")
+        self.itos = list(tokens)
+        self.counts = [int(c) for c in counts]
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+        self._arrow = pa.array(self.itos, pa.string())
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.stoi
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        return [self.stoi.get(t, UNK_ID) for t in tokens]
+
+    def encode_arrow(self, tokens: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """Map a flat string array to int32 ids in C++; unknown tokens become ``<unk>``."""
+        index = pc.fill_null(pc.index_in(tokens, value_set=self._arrow), UNK_ID)
+        # A literal "<pad>" in the text is an unknown word, never padding.
+        return pc.if_else(pc.equal(index, PAD_ID), UNK_ID, index).cast(pa.int32())
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for token, count in zip(self.itos, self.counts):
+                f.write(f"{token}\t{count}\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Vocabulary":
+        path = Path(path)
+        if not path.exists():
+            raise PipelineError(f"vocabulary {path} not found; run `textpipe vocab` (or `dvc repro vocab`) first")
+        tokens, counts = [], []
+        with open(path, encoding="utf-8", newline="\n") as f:
+            for lineno, line in enumerate(f, 1):
+                token, sep, count = line.rstrip("\n").rpartition("\t")
+                if not sep or not count.isdigit():
+                    raise PipelineError(f"{path}:{lineno} is not 'token<TAB>count'; rebuild the vocabulary")
+                tokens.append(token)
+                counts.append(int(count))
+        return cls(tokens, counts)
+
+
+def count_tokens(tokens: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
+    """Distinct tokens of a ``list<string>`` column with their counts (C++ hash count)."""
+    flat = pc.list_flatten(tokens)
+    if len(flat) == 0:
+        return [], np.zeros(0, dtype=np.int64)
+    vc = pc.value_counts(flat)
+    return vc.field("values").to_pylist(), vc.field("counts").to_numpy()
+
+
+def build_vocab(tokens: pa.ChunkedArray, min_freq: int = 1, max_size: int = 0) -> Vocabulary:
+    """Specials, then tokens with count >= ``min_freq`` by count desc then token, capped at ``max_size`` ids in all.
+
+    ``max_size`` counts the specials; 0 means no cap.
+    """
+    if min_freq < 1:
+        raise PipelineError(f"vocab.min_freq must be >= 1, got {min_freq}")
+    if max_size and max_size <= len(SPECIALS):
+        raise PipelineError(f"vocab.max_size must exceed {len(SPECIALS)} (the specials) or be 0 for no cap, got {max_size}")
+    words, counts = count_tokens(tokens)
+    ranked = sorted((w for w, c in zip(words, counts) if c >= min_freq and w not in SPECIALS),
+                    key=lambda w: w)  # stable secondary key
+    count_of = dict(zip(words, counts.tolist()))
+    ranked.sort(key=lambda w: -count_of[w])
+    if max_size:
+        ranked = ranked[: max_size - len(SPECIALS)]
+    return Vocabulary(list(SPECIALS) + ranked, [0, 0] + [count_of[w] for w in ranked])
+
+
+def unk_rate(vocab: Vocabulary, tokens: pa.ChunkedArray) -> dict:
+    """Tokens and the share replaced by ``<unk>`` (fairseq's "% replaced by <unk>")."""
+    flat = pc.list_flatten(tokens)
+    total = len(flat)
+    unknown = int(pc.sum(pc.is_null(pc.index_in(flat, value_set=vocab._arrow))).as_py() or 0) if total else 0
+    return {"tokens": total, "unk_tokens": unknown, "unk_rate": round(unknown / total, 6) if total else 0.0}
+
+
+def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, params: dict) -> dict:
+    """Build the vocabulary from ``<tokens_dir>/train.arrow`` and report OOV rates per split."""
+    from .tokenize import read_arrow
+
+    tokens_dir = Path(tokens_dir)
+    if not (tokens_dir / "train.arrow").exists():
+        raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
+    train = read_arrow(tokens_dir / "train.arrow").column("tokens")
+    vocab = build_vocab(train, int(params["min_freq"]), int(params["max_size"]))
+    words, _ = count_tokens(train)
+    kept = len(vocab) - len(SPECIALS)
+    metrics = {
+        "size": len(vocab),
+        "train_types": len(words),
+        "train_types_kept": round(kept / len(words), 6) if words else 0.0,
+        "splits": {},
+    }
+    for split in SPLITS:
+        path = tokens_dir / f"{split}.arrow"
+        if path.exists():
+            rate = unk_rate(vocab, read_arrow(path).column("tokens"))
+            rate["coverage"] = round(1 - rate["unk_rate"], 6)
+            metrics["splits"][split] = rate
+    with atomic_dir(out_dir) as tmp:
+        vocab.save(tmp / "vocab.tsv")
+        metrics["sha256"] = sha256_file(tmp / "vocab.tsv")
+        write_json(tmp / "params.json", {"vocab": params})
+        write_json(tmp / "metrics.json", metrics)
+    return metrics
