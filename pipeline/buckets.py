@@ -46,7 +46,7 @@ def bucket_boundaries(lengths: np.ndarray, spec: int | Sequence[int]) -> list[in
         n = int(spec)
         if n < 1:
             raise PipelineError(f"bucket.boundaries must be a number of buckets >= 1 or a list of lengths, got {spec}")
-        qs = np.quantile(lengths, np.arange(1, n + 1) / n, method="higher") if len(lengths) else []
+        qs = np.quantile(lengths, np.arange(1, n + 1) / n, method="inverted_cdf") if len(lengths) else []
         bounds = sorted({int(q) for q in qs})
     bounds = [b for b in bounds if b < longest] + [max(longest, 1)]
     return bounds

@@ -262,6 +262,8 @@ def clean_split(split: str, table: pa.Table, cfg: DatasetConfig, names: list[str
                 f"split '{split}' has no column '{col}'; columns are: {', '.join(table.column_names)} (set dataset.{key})"
             )
     text = table.column(cfg.text_column)
+    if text.null_count == len(text):  # an all-empty CSV column is inferred as null/float
+        text = pa.chunked_array([pa.nulls(len(text), pa.string())])
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
         raise PipelineError(f"column '{cfg.text_column}' of split '{split}' holds {text.type}, not text; set dataset.text_column")
     text = text.cast(pa.string())

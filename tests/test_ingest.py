@@ -1,0 +1,105 @@
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.datasets import DATASET_DEFAULTS, ingest, resolve_dataset, stratified_split
+from pipeline.errors import PipelineError
+
+from .conftest import run_cli, shared_dataset
+
+
+def cfg(**kw):
+    return resolve_dataset({**DATASET_DEFAULTS, **kw})
+
+
+def write_csv(folder, name, text, encoding="utf-8"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+
+
+def test_demo_preset_ingests_with_stratified_validation(tmp_path):
+    stats = ingest(cfg(name="demo"), tmp_path / "raw")
+    assert stats["labels"] == ["neg", "pos"]
+    assert stats["rows"] == {"train": 1440, "validation": 160, "test": 400}
+    assert stats["label_counts"]["validation"] == {"neg": 80, "pos": 80}
+    t = pq.read_table(tmp_path / "raw" / "train.parquet")
+    assert t.column_names == ["text", "label"] and t.schema.field("label").type == pa.int64()
+    assert json.loads(t.schema.metadata[b"textpipe.labels"]) == ["neg", "pos"]
+
+
+def test_csv_string_labels_empty_text_counted_and_dropped(tmp_path):
+    data = tmp_path / "data"
+    write_csv(data, "train.csv", 'review,sentiment\n"good film",pos\n"",neg\n"bad film",neg\n"   ",pos\n"fine",pos\n')
+    write_csv(data, "test.csv", 'review,sentiment\n"ok",pos\n"meh",neg\n')
+    c = cfg(name="mine", source="files", path=str(data), text_column="review", label_column="sentiment",
+            labels=["neg", "pos"], validation_fraction=0.0)
+    stats = ingest(c, tmp_path / "raw")
+    assert stats["rows"] == {"train": 3, "test": 2}
+    assert stats["dropped"]["train"] == {"null_text": 1, "empty_text": 1, "null_label": 0}
+    t = pq.read_table(tmp_path / "raw" / "train.parquet")
+    assert t.column("text").to_pylist() == ["good film", "bad film", "fine"]
+    assert t.column("label").to_pylist() == [1, 0, 1]
+    kept = ingest(c, tmp_path / "raw2", empty_text="keep")
+    assert kept["rows"]["train"] == 5 and kept["dropped"]["train"]["kept_empty_text"] == 2
+
+
+def test_tsv_and_jsonl_are_read(tmp_path):
+    write_csv(tmp_path / "t", "train.tsv", "text\tlabel\nhello there\t1\nbye now\t0\n")
+    write_csv(tmp_path / "j", "train.jsonl", '{"text": "hello", "label": 1}\n{"text": "bye", "label": 0}\n')
+    for sub in ("t", "j"):
+        stats = ingest(cfg(name=sub, source="files", path=str(tmp_path / sub), validation_fraction=0.0), tmp_path / f"o{sub}")
+        assert stats["rows"] == {"train": 2} and stats["labels"] == ["0", "1"]
+
+
+@pytest.mark.parametrize("content,kw,message", [
+    ("text,label\nhi,1\n", {"text_column": "review"}, "no column 'review'; columns are: text, label"),
+    ("text,label\nhi,spam\n", {"labels": ["neg", "pos"]}, "unknown label(s) ['spam']; known labels: neg, pos"),
+    ("text,label\nhi,7\n", {"labels": ["neg", "pos"]}, "label id(s) [7] outside 0..1"),
+    ("text,label\n,1\n", {}, "split 'train' is empty"),
+])
+def test_bad_input_gets_one_line_error(tmp_path, content, kw, message):
+    write_csv(tmp_path / "d", "train.csv", content)
+    with pytest.raises(PipelineError) as err:
+        ingest(cfg(name="x", source="files", path=str(tmp_path / "d"), validation_fraction=0.0, **kw), tmp_path / "o")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    write_csv(tmp_path / "d", "train.csv", b"text,label\nok,1\nbad \xff byte,0\n")
+    with pytest.raises(PipelineError, match=r"train.csv is not valid UTF-8 \(line 3, byte offset 20\)"):
+        ingest(cfg(name="x", source="files", path=str(tmp_path / "d")), tmp_path / "o")
+
+
+def test_unreadable_type_and_missing_train(tmp_path):
+    write_csv(tmp_path / "d", "train.xlsx", b"x")
+    with pytest.raises(PipelineError, match="no train"):
+        ingest(cfg(name="x", source="files", path=str(tmp_path / "d")), tmp_path / "o")
+    with pytest.raises(PipelineError, match="not a preset"):
+        cfg(name="nosuch")
+
+
+def test_stratified_split_is_reproducible_and_stratified():
+    import numpy as np
+
+    labels = np.array([0] * 50 + [1] * 30)
+    keep, cut = stratified_split(labels, 0.1, seed=3)
+    keep2, cut2 = stratified_split(labels, 0.1, seed=3)
+    assert (cut == cut2).all() and (keep == keep2).all()
+    assert np.bincount(labels[cut]).tolist() == [5, 3]
+    assert sorted(np.concatenate([keep, cut]).tolist()) == list(range(80))
+
+
+def test_cli_error_is_one_line_without_traceback(tmp_path, write_params):
+    params = write_params(dataset={"name": "x", "source": "files", "path": str(tmp_path / "missing")})
+    proc = run_cli("ingest", "--params", params, "--out", tmp_path / "o", check=False)
+    assert proc.returncode == 2
+    assert "is not a folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_shared_sst2_ingests_real_counts(tmp_path):
+    path = shared_dataset("sst2")
+    stats = ingest(cfg(name="sst2", source="files", path=str(path), text_column="text"), tmp_path / "raw")
+    assert stats["rows"] == {"train": 67349, "validation": 872}
+    assert stats["label_counts"]["validation"] == {"negative": 428, "positive": 444}
