@@ -3,12 +3,14 @@
 Output contract (``<out>/``)::
 
     <split>.arrow   Arrow IPC file, columns:
-                      ids (list<int32>), label (int64), length (int32), bucket (int16)
+                      ids (list<int32>), label (int64), length (int32),
+                      row (int64: the row's index in the raw split), bucket (int16)
                     schema metadata: class names (b"textpipe.labels")
     buckets.json    the bucket upper bounds (inclusive) computed on train
     metrics.json    padding waste (pad tokens / all tokens) of a batch of
                     ``batch_size`` with random vs length-bucketed batching, per split
-    params.json     the bucket params
+    params.json     the params of tokenize, vocab and bucket (so downstream
+                    stages and `predict` can tokenize new text the same way)
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import pyarrow.compute as pc
 
 from .datasets import SPLITS
 from .errors import PipelineError
-from .fileio import atomic_dir, write_json
+from .fileio import atomic_dir, read_json, write_json
 from .tokenize import read_arrow, write_arrow
 from .vocab import UNK_ID, Vocabulary
 
@@ -102,6 +104,7 @@ def encode_split(table: pa.Table, vocab: Vocabulary, max_len: int) -> tuple[pa.T
         "ids": pa.ListArray.from_arrays(pa.array(_offsets(new_len)), ids),
         "label": table.column("label"),
         "length": pa.array(new_len.astype(np.int32)),
+        "row": pa.array(np.arange(table.num_rows, dtype=np.int64)),
     }, metadata=table.schema.metadata)
     return out, {"rows": out.num_rows, "truncated": truncated, "empty_as_unk": int(empty.sum())}
 
@@ -142,6 +145,7 @@ def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | 
         stats["boundaries"] = bounds
         stats["batch_size"] = batch_size
         write_json(tmp / "buckets.json", {"boundaries": bounds})
-        write_json(tmp / "params.json", {"bucket": params})
+        upstream = {**read_json(tokens_dir / "params.json"), **read_json(Path(vocab_path).parent / "params.json")}
+        write_json(tmp / "params.json", {**upstream, "bucket": params})
         write_json(tmp / "metrics.json", stats)
     return stats

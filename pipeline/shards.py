@@ -5,11 +5,13 @@ Output contract (``<out>/``)::
     <split>-<nnnnn>.arrow  Arrow IPC file (Feather v2), uncompressed so it can
                            be memory-mapped zero-copy; rows sorted by length
                            (ties in input order); columns:
-                             ids (list<int32>), label (int64), length (int32), bucket (int16)
+                             ids (list<int32>), label (int64), length (int32),
+                             row (int64, index in the raw split), bucket (int16)
     manifest.json          written last. format, schema, class names, bucket
                            bounds, vocabulary sha256 and size, per split the
                            shard files with rows, tokens, min/max length,
-                           bytes and sha256; the params that produced them.
+                           bytes and sha256; the params that produced them
+                           (tokenize, vocab, bucket, shard).
 
 :class:`ShardReader` is the only supported way to read them: it checks every
 checksum and the vocabulary hash before handing out memory-mapped columns.
@@ -30,7 +32,6 @@ from .tokenize import read_arrow, write_arrow
 
 FORMAT = "textpipe-shards/1"
 SHARD_DEFAULTS = {"shard_size_mb": 64}
-COLUMNS = ("ids", "label", "length", "bucket")
 
 
 class ShardWriter:
@@ -47,8 +48,8 @@ class ShardWriter:
         order = np.argsort(lengths, kind="stable")
         table = table.take(pa.array(order))
         lengths = lengths[order]
-        # bytes per row: ids + list offset + label + length + bucket
-        row_bytes = lengths.astype(np.int64) * 4 + 4 + 8 + 4 + 2
+        # bytes per row: ids + list offset + label + length + row + bucket
+        row_bytes = lengths.astype(np.int64) * 4 + 4 + 8 + 4 + 8 + 2
         cuts = _cut_points(np.cumsum(row_bytes), self.target_bytes)
         shards = []
         for i, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:])):
@@ -99,7 +100,7 @@ def shard_stage(ids_dir: str | Path, vocab_path: str | Path, out_dir: str | Path
             "boundaries": bounds,
             "vocab": {"sha256": sha256_file(vocab_path), "size": vocab_lines},
             "splits": splits,
-            "params": {"shard": params},
+            "params": {**read_json(ids_dir / "params.json"), "shard": params},
         }
         write_json(tmp / "manifest.json", manifest)
     return manifest
@@ -119,6 +120,7 @@ class SplitData:
     lengths: np.ndarray
     labels: np.ndarray
     buckets: np.ndarray
+    raw_rows: np.ndarray
     shard_of: np.ndarray
     row_in_shard: np.ndarray
 
@@ -175,7 +177,7 @@ class ShardReader:
         return pa.concat_tables(tables) if tables else pa.table({})
 
     def split(self, split: str) -> SplitData:
-        values, offsets, lengths, labels, buckets, shard_of, row_in = [], [], [], [], [], [], []
+        values, offsets, lengths, labels, buckets, raw_rows, shard_of, row_in = [], [], [], [], [], [], [], []
         for k, shard in enumerate(self._shards(split)):
             t = self._open(shard["file"])
             ids = t.column("ids").chunks[0] if t.column("ids").num_chunks == 1 else t.column("ids").combine_chunks()
@@ -184,11 +186,12 @@ class ShardReader:
             lengths.append(t.column("length").to_numpy())
             labels.append(t.column("label").to_numpy())
             buckets.append(t.column("bucket").to_numpy())
+            raw_rows.append(t.column("row").to_numpy())
             shard_of.append(np.full(t.num_rows, k, dtype=np.int32))
             row_in.append(np.arange(t.num_rows, dtype=np.int64))
         cat = lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dt)  # noqa: E731
         return SplitData(values, offsets, cat(lengths, np.int64), cat(labels, np.int64), cat(buckets, np.int64),
-                         cat(shard_of, np.int32), cat(row_in, np.int64))
+                         cat(raw_rows, np.int64), cat(shard_of, np.int32), cat(row_in, np.int64))
 
     def _shards(self, split: str) -> list[dict]:
         if split not in self.manifest["splits"]:

@@ -1,7 +1,7 @@
 """The `textpipe` console script: one subcommand per stage."""
 import click
 
-from . import bucket, ingest, shard, tokenize, vocab
+from . import bucket, evaluate, ingest, predict, shard, tokenize, train, vocab
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,5 +14,5 @@ def cli() -> None:
     """
 
 
-for module in (ingest, tokenize, vocab, bucket, shard):
+for module in (ingest, tokenize, vocab, bucket, shard, train, evaluate, predict):
     cli.add_command(module.main)

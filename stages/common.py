@@ -35,6 +35,8 @@ def user_errors(fn: Callable) -> Callable:
 def read_blocks(params_path: str, stage: str, defaults: dict) -> tuple[dict, dict]:
     """(dataset block, this stage's block) from the params file."""
     params = load_params(params_path)
+    if stage not in params and not defaults:
+        return stage_block(params, "dataset", DATASET_DEFAULTS), {}
     return stage_block(params, "dataset", DATASET_DEFAULTS), stage_block(params, stage, defaults)
 
 

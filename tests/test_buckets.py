@@ -40,4 +40,5 @@ def test_encode_truncates_and_gives_empty_docs_one_unk():
     out, stats = encode_split(table, vocab, max_len=3)
     assert out.column("ids").to_pylist() == [[2, 3, 2], [UNK_ID], [3]]
     assert out.column("length").to_pylist() == [3, 1, 1]
+    assert out.column("row").to_pylist() == [0, 1, 2]
     assert stats == {"rows": 3, "truncated": 1, "empty_as_unk": 1}
