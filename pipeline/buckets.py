@@ -23,8 +23,7 @@ import pyarrow.compute as pc
 
 from .datasets import SPLITS
 from .errors import PipelineError
-from .fileio import atomic_dir, read_json, write_json
-from .tokenize import read_arrow, write_arrow
+from .fileio import atomic_dir, read_arrow, read_json, write_arrow, write_json
 from .vocab import UNK_ID, Vocabulary
 
 BUCKET_DEFAULTS = {"max_len": 0, "boundaries": 8, "batch_size": 32, "seed": 0}

@@ -27,8 +27,7 @@ import pyarrow as pa
 
 from .datasets import SPLITS, read_labels
 from .errors import PipelineError
-from .fileio import atomic_dir, read_json, sha256_file, write_json
-from .tokenize import read_arrow, write_arrow
+from .fileio import atomic_dir, read_arrow, read_json, sha256_file, write_arrow, write_json
 
 FORMAT = "textpipe-shards/1"
 SHARD_DEFAULTS = {"shard_size_mb": 64}

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from .datasets import SPLITS
 from .errors import PipelineError
-from .fileio import atomic_dir, write_json
+from .fileio import atomic_dir, write_arrow, write_json
 
 TOKENIZE_DEFAULTS = {
     "lang": "en",
@@ -183,15 +183,3 @@ def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, params: dict) -> 
         write_json(tmp / "params.json", {"tokenize": params})
         write_json(tmp / "stats.json", stats)
     return stats
-
-
-def write_arrow(table: pa.Table, path: str | Path) -> None:
-    """Write an uncompressed Arrow IPC file (memory-mappable)."""
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-
-
-def read_arrow(path: str | Path) -> pa.Table:
-    """Read an Arrow IPC file memory-mapped (zero-copy)."""
-    with pa.memory_map(str(path), "r") as source:
-        return pa.ipc.open_file(source).read_all()

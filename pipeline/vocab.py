@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from .datasets import SPLITS
 from .errors import PipelineError
-from .fileio import atomic_dir, atomic_path, sha256_file, write_json
+from .fileio import atomic_dir, atomic_path, read_arrow, sha256_file, write_json
 
 PAD, UNK = "<pad>", "<unk>"
 SPECIALS = (PAD, UNK)
@@ -88,7 +88,8 @@ def count_tokens(tokens: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
     return vc.field("values").to_pylist(), vc.field("counts").to_numpy()
 
 
-def build_vocab(tokens: pa.ChunkedArray, min_freq: int = 1, max_size: int = 0) -> Vocabulary:
+def build_vocab(tokens: pa.ChunkedArray, min_freq: int = 1, max_size: int = 0,
+                counted: tuple[list[str], np.ndarray] | None = None) -> Vocabulary:
     """Specials, then tokens with count >= ``min_freq`` by count desc then token, capped at ``max_size`` ids in all.
 
     ``max_size`` counts the specials; 0 means no cap.
@@ -97,7 +98,7 @@ def build_vocab(tokens: pa.ChunkedArray, min_freq: int = 1, max_size: int = 0) -
         raise PipelineError(f"vocab.min_freq must be >= 1, got {min_freq}")
     if max_size and max_size <= len(SPECIALS):
         raise PipelineError(f"vocab.max_size must exceed {len(SPECIALS)} (the specials) or be 0 for no cap, got {max_size}")
-    words, counts = count_tokens(tokens)
+    words, counts = counted if counted is not None else count_tokens(tokens)
     ranked = sorted((w for w, c in zip(words, counts) if c >= min_freq and w not in SPECIALS),
                     key=lambda w: w)  # stable secondary key
     count_of = dict(zip(words, counts.tolist()))
@@ -117,14 +118,12 @@ def unk_rate(vocab: Vocabulary, tokens: pa.ChunkedArray) -> dict:
 
 def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, params: dict) -> dict:
     """Build the vocabulary from ``<tokens_dir>/train.arrow`` and report OOV rates per split."""
-    from .tokenize import read_arrow
-
     tokens_dir = Path(tokens_dir)
     if not (tokens_dir / "train.arrow").exists():
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
     train = read_arrow(tokens_dir / "train.arrow").column("tokens")
-    vocab = build_vocab(train, int(params["min_freq"]), int(params["max_size"]))
-    words, _ = count_tokens(train)
+    words, counts = count_tokens(train)
+    vocab = build_vocab(train, int(params["min_freq"]), int(params["max_size"]), counted=(words, counts))
     kept = len(vocab) - len(SPECIALS)
     metrics = {
         "size": len(vocab),

@@ -8,9 +8,9 @@ import pytest
 from pipeline.buckets import BUCKET_DEFAULTS, bucket_stage
 from pipeline.datasets import DATASET_DEFAULTS, ingest, resolve_dataset
 from pipeline.errors import PipelineError
-from pipeline.fileio import sha256_file
 from pipeline.shards import SHARD_DEFAULTS, ShardReader, shard_stage
-from pipeline.tokenize import TOKENIZE_DEFAULTS, TextNormalizer, read_arrow, tokenize_dataset
+from pipeline.fileio import read_arrow, sha256_file
+from pipeline.tokenize import TOKENIZE_DEFAULTS, TextNormalizer, tokenize_dataset
 from pipeline.vocab import VOCAB_DEFAULTS, Vocabulary, vocab_stage
 
 from .conftest import shared_dataset

@@ -1,0 +1,132 @@
+"""Benchmark the preprocessing stages on IMDB (50,000 reviews).
+
+Runs ingest -> tokenize -> vocab -> bucket -> shard in-process on
+../shared/data/imdb, and in the same run times the plain single-process
+`spacy.blank("en").tokenizer.pipe` loop over the same texts. Prints JSON with
+the median over --repeats runs.
+
+    python bench/preprocess.py --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+from pipeline.buckets import BUCKET_DEFAULTS, bucket_stage  # noqa: E402
+from pipeline.datasets import DATASET_DEFAULTS, ingest, resolve_dataset  # noqa: E402
+from pipeline.shards import SHARD_DEFAULTS, shard_stage  # noqa: E402
+from pipeline.tokenize import TOKENIZE_DEFAULTS, tokenize_dataset  # noqa: E402
+from pipeline.vocab import VOCAB_DEFAULTS, vocab_stage  # noqa: E402
+
+
+class PeakRSS:
+    """Samples the RSS of this process plus its children (the tokenize workers) every 50 ms."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                total = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
+            except psutil.Error:
+                total = 0
+            self.peak = max(self.peak, total)
+            time.sleep(0.05)
+
+    def __enter__(self) -> "PeakRSS":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def plain_spacy_loop(data: Path) -> tuple[float, int]:
+    import spacy
+
+    texts = []
+    for split in ("train", "test"):
+        texts += pq.read_table(data / f"{split}.parquet", columns=["text"]).column("text").to_pylist()
+    tokenizer = spacy.blank("en").tokenizer
+    start = time.perf_counter()
+    n = sum(len(doc) for doc in tokenizer.pipe(texts))
+    return time.perf_counter() - start, n
+
+
+def run_pipeline(data: Path, work: Path) -> dict:
+    cfg = resolve_dataset({**DATASET_DEFAULTS, "name": "imdb", "source": "files", "path": str(data)})
+    times = {}
+    with PeakRSS() as rss:
+        t = time.perf_counter()
+        ingest(cfg, work / "raw")
+        times["ingest"] = time.perf_counter() - t
+        t = time.perf_counter()
+        tok = tokenize_dataset(work / "raw", work / "tokens", dict(TOKENIZE_DEFAULTS))
+        times["tokenize"] = time.perf_counter() - t
+        t = time.perf_counter()
+        vocab_stage(work / "tokens", work / "vocab", dict(VOCAB_DEFAULTS))
+        times["vocab"] = time.perf_counter() - t
+        t = time.perf_counter()
+        bucket_stage(work / "tokens", work / "vocab" / "vocab.tsv", work / "ids", dict(BUCKET_DEFAULTS))
+        times["bucket"] = time.perf_counter() - t
+        t = time.perf_counter()
+        shard_stage(work / "ids", work / "vocab" / "vocab.tsv", work / "shards", dict(SHARD_DEFAULTS))
+        times["shard"] = time.perf_counter() - t
+    return {"seconds": times, "total": sum(times.values()), "tokens": tok["tokens"], "peak_rss_mb": rss.peak / 2**20}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "imdb"))
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    data = Path(args.data)
+    if not data.is_dir():
+        sys.exit(f"{data} not found: this benchmark needs the IMDB Parquet files (train/test)")
+    runs, plains = [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            runs.append(run_pipeline(data, Path(tmp)))
+        plains.append(plain_spacy_loop(data))
+    med = statistics.median
+    plain_s = med(p[0] for p in plains)
+    tok_s = med(r["seconds"]["tokenize"] for r in runs)
+    print(json.dumps({
+        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "repeats": args.repeats,
+        "seconds_per_stage": {k: round(med(r["seconds"][k] for r in runs), 2) for k in runs[0]["seconds"]},
+        "ingest_to_shard_seconds": round(med(r["total"] for r in runs), 2),
+        "tokens": runs[0]["tokens"],
+        "tokenize_tokens_per_s": round(runs[0]["tokens"] / tok_s),
+        "plain_spacy_loop_seconds": round(plain_s, 2),
+        "plain_spacy_loop_tokens_per_s": round(plains[0][1] / plain_s),
+        "tokenize_vs_plain_ratio": round(tok_s / plain_s, 3),
+        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
+        "ru_maxrss_children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from pipeline.sampler import LengthBucketSampler, collate
+from pipeline.shards import SplitData
+
+rng = np.random.default_rng(0)
+LENGTHS = rng.integers(1, 200, size=1000)
+BUCKETS = np.searchsorted([20, 50, 100, 200], LENGTHS)
+
+
+def test_every_row_exactly_once_per_epoch():
+    s = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=16, seed=3)
+    for epoch in range(3):
+        s.set_epoch(epoch)
+        rows = np.concatenate(s.batches())
+        assert sorted(rows.tolist()) == list(range(1000))
+
+
+def test_batches_stay_in_one_bucket_and_are_sorted_without_noise():
+    s = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=16, padding_noise=0.0, seed=3)
+    for batch in s.batches():
+        assert len(set(BUCKETS[batch].tolist())) == 1
+        assert LENGTHS[batch].tolist() == sorted(LENGTHS[batch].tolist())
+        assert len(batch) <= 16
+
+
+def test_token_budget_respected():
+    s = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=64, max_tokens=500, seed=1)
+    batches = s.batches()
+    for batch in batches:
+        assert len(batch) * LENGTHS[batch].max() <= 500 or len(batch) == 1
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+
+
+def test_same_seed_same_order_and_epochs_differ():
+    a = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=16, seed=5)
+    b = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=16, seed=5)
+    assert a.batches() == b.batches()
+    b.set_epoch(1)
+    assert a.batches() != b.batches()
+    a.set_epoch(1)
+    assert a.batches() == b.batches()
+
+
+def test_noise_changes_batch_membership_between_epochs():
+    s = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=16, padding_noise=0.2, seed=5)
+    first = {tuple(sorted(b)) for b in s.batches()}
+    s.set_epoch(1)
+    second = {tuple(sorted(b)) for b in s.batches()}
+    assert first != second
+
+
+def test_collate_pads_and_sorts_descending():
+    values = np.array([5, 6, 7, 8, 9, 10], dtype=np.int32)
+    data = SplitData([values], [np.array([0, 2, 3, 6])], np.array([2, 1, 3]), np.array([0, 1, 0]), np.zeros(3),
+                     np.arange(3), np.zeros(3, dtype=np.int32), np.arange(3))
+    ids, lengths, labels = collate(data, [0, 1, 2])
+    assert ids.tolist() == [[8, 9, 10], [5, 6, 0], [7, 0, 0]]
+    assert lengths.tolist() == [3, 2, 1] and labels.tolist() == [0, 0, 1]
+
+
+def test_bad_batch_size():
+    with pytest.raises(ValueError):
+        LengthBucketSampler(LENGTHS, batch_size=0)
