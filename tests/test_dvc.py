@@ -82,6 +82,10 @@ def test_swap_dataset_and_back_from_run_cache(project, tmp_path):
     shown = dvc("exp", "show", "--no-pager", "--csv", cwd=project).stdout
     assert "accuracy" in shown and "dataset.name" in shown
     assert "accuracy" in dvc("metrics", "show", cwd=project).stdout
+    mine = next(line.split(",") for line in shown.splitlines() if ",mine," in line)
+    exp = mine[0] or mine[1]  # experiment name, else its revision
+    diff = dvc("params", "diff", "HEAD", exp, cwd=project).stdout + dvc("metrics", "diff", "HEAD", exp, cwd=project).stdout
+    assert "dataset.name" in diff and "accuracy" in diff, diff
     html = tmp_path / "plots"
     dvc("plots", "show", "-o", html, cwd=project)
     assert (html / "index.html").exists()

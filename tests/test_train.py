@@ -115,7 +115,36 @@ def test_classification_metrics_exact():
 
 
 def test_predict_cli_reads_stdin_and_reports_missing_model(demo, tmp_path, write_params):
+    import subprocess
+    import shutil
+
+    fit(demo, tmp_path / "m", {**FAST, "epochs": 2})
     params = write_params()
+    exe = shutil.which("textpipe")
+    proc = subprocess.run([exe, "predict", "--params", str(params), "--model", str(tmp_path / "m"), "--vocab",
+                           str(demo / "vocab" / "vocab.tsv"), "--json"],
+                          input="The ending was superb. A must see.\n\nThe cast was awful. Skip it.\n",
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["label"] for r in lines] == ["pos", "neg"]
     proc = run_cli("predict", "--params", params, "--model", tmp_path / "none", "--vocab", demo / "vocab" / "vocab.tsv",
                    "good", check=False)
     assert proc.returncode == 2 and "not found; run `textpipe train`" in proc.stderr
+
+
+def test_vectors_file_initialises_embeddings(demo, tmp_path):
+    from pipeline.train import load_vectors
+    from pipeline.vocab import Vocabulary
+
+    vocab = Vocabulary.load(demo / "vocab" / "vocab.tsv")
+    vec = tmp_path / "vec.txt"
+    vec.write_text("3 4\nthe 1 2 3 4\nwas 0.5 0.5 0.5 0.5\nnotaword 9 9 9 9\n")
+    weights, covered = load_vectors(vec, vocab, 4)
+    assert covered == 2
+    assert weights[vocab.stoi["the"]].tolist() == [1, 2, 3, 4]
+    assert weights[0].abs().sum() == 0
+    with pytest.raises(PipelineError, match="has 4 values, train.embed_dim is 8"):
+        load_vectors(vec, vocab, 8)
+    _, result = fit(demo, tmp_path / "m", {**FAST, "embed_dim": 4, "vectors": str(vec), "max_steps": 3, "epochs": 1})
+    assert result["vectors_covered"] == 2
