@@ -37,7 +37,11 @@ from pipeline.vocab import VOCAB_DEFAULTS, vocab_stage  # noqa: E402
 
 
 class PeakRSS:
-    """Samples the RSS of this process plus its children (the tokenize workers) every 50 ms."""
+    """Samples the memory of this process plus its children (the tokenize workers) every 50 ms.
+
+    Uses PSS (proportional set size) where the OS reports it: forked workers
+    share the parent's pages, and summing plain RSS would count them twice.
+    """
 
     def __init__(self) -> None:
         self.peak = 0
@@ -48,7 +52,7 @@ class PeakRSS:
         me = psutil.Process()
         while not self._stop.is_set():
             try:
-                total = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
+                total = sum(_pss(p) for p in [me, *me.children(recursive=True)])
             except psutil.Error:
                 total = 0
             self.peak = max(self.peak, total)
@@ -61,6 +65,13 @@ class PeakRSS:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _pss(proc: psutil.Process) -> int:
+    try:
+        return proc.memory_full_info().pss
+    except (AttributeError, psutil.AccessDenied):
+        return proc.memory_info().rss
 
 
 def plain_spacy_loop(data: Path) -> tuple[float, int]:
@@ -94,7 +105,7 @@ def run_pipeline(data: Path, work: Path) -> dict:
         t = time.perf_counter()
         shard_stage(work / "ids", work / "vocab" / "vocab.tsv", work / "shards", dict(SHARD_DEFAULTS))
         times["shard"] = time.perf_counter() - t
-    return {"seconds": times, "total": sum(times.values()), "tokens": tok["tokens"], "peak_rss_mb": rss.peak / 2**20}
+    return {"seconds": times, "total": sum(times.values()), "tokens": tok["tokens"], "peak_mem_mb": rss.peak / 2**20}
 
 
 def main() -> None:
@@ -123,7 +134,7 @@ def main() -> None:
         "plain_spacy_loop_seconds": round(plain_s, 2),
         "plain_spacy_loop_tokens_per_s": round(plains[0][1] / plain_s),
         "tokenize_vs_plain_ratio": round(tok_s / plain_s, 3),
-        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
+        "peak_memory_mb_pss_sum": round(max(r["peak_mem_mb"] for r in runs), 1),
         "ru_maxrss_children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }, indent=2))
 

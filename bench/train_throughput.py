@@ -29,10 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline.model import TextClassifier  # noqa: E402
 from pipeline.sampler import LengthBucketSampler, collate  # noqa: E402
 from pipeline.shards import ShardReader  # noqa: E402
+from pipeline.train import make_optimizer  # noqa: E402
 
 
 def run(model: nn.Module, data, batches, steps: int) -> float:
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = make_optimizer(torch.optim.Adam, model, 1e-3)  # the same optimizer for both recipes
     model.train()
     tokens, start = 0, None
     for i, batch in enumerate(batches[: steps + 3]):
