@@ -10,6 +10,10 @@ import pytest
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
+# `dvc exp run` commits experiments: give git an identity on machines that have none.
+for key, value in (("GIT_AUTHOR_NAME", "textpipe tests"), ("GIT_AUTHOR_EMAIL", "tests@textpipe.invalid"),
+                   ("GIT_COMMITTER_NAME", "textpipe tests"), ("GIT_COMMITTER_EMAIL", "tests@textpipe.invalid")):
+    os.environ.setdefault(key, value)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TEXTPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
