@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from .errors import PipelineError
 from .fileio import atomic_dir, atomic_path, write_json
 from .shards import ShardReader
 from .train import evaluate_split, load_checkpoint, model_from_checkpoint, pick_device
