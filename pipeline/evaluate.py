@@ -13,14 +13,13 @@ Output contract::
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from .fileio import atomic_dir, atomic_path, write_json
+from .fileio import atomic_dir, write_csv, write_json
 from .shards import ShardReader
 from .train import evaluate_split, load_checkpoint, model_from_checkpoint, pick_device
 
@@ -136,9 +135,7 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
         has_curves = plot_curves(Path(history_csv) if history_csv else None, tmp / "curves.png")
         plot_confusion(metrics["confusion"], labels, tmp / "confusion.png")
         per_class_rows = [[n, c["precision"], c["recall"], c["f1"], c["support"]] for n, c in metrics["per_class"].items()]
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows([["label", "precision", "recall", "f1", "support"], *per_class_rows])
-        (tmp / "per_class.csv").write_text(buf.getvalue(), encoding="utf-8")
+        write_csv(tmp / "per_class.csv", ["label", "precision", "recall", "f1", "support"], per_class_rows)
         preprocess = json.loads(ckpt.get("preprocess", "{}"))
         report = [
             f"# Evaluation report: {reader.dir.parent.name}",
@@ -170,10 +167,5 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
         (tmp / "report.md").write_text("\n".join(report), encoding="utf-8")
         write_json(tmp / "params.json", {"evaluate": params})
     write_json(metrics_path, metrics)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["actual", "predicted"])
-    w.writerows([labels[a], labels[p]] for a, p in zip(data.labels, result["pred"]))
-    with atomic_path(confusion_path) as t:
-        t.write_text(buf.getvalue(), encoding="utf-8")
+    write_csv(confusion_path, ["actual", "predicted"], ([labels[a], labels[p]] for a, p in zip(data.labels, result["pred"])))
     return metrics

@@ -76,11 +76,15 @@ class LengthBucketSampler:
         return len(self.batches())
 
 
-def collate(data: SplitData, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(ids [B, T] int64 right-padded with 0, lengths [B], labels [B]), rows by descending length."""
+def by_length_desc(data: SplitData, indices: list[int]) -> np.ndarray:
+    """``indices`` ordered as :func:`collate` stacks them: longest first, ties in given order."""
     idx = np.asarray(indices)
-    lengths = data.lengths[idx]
-    idx = idx[np.argsort(-lengths, kind="stable")]
+    return idx[np.argsort(-data.lengths[idx], kind="stable")]
+
+
+def collate(data: SplitData, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids [B, T] int64 right-padded with 0, lengths [B], labels [B]), rows in :func:`by_length_desc` order."""
+    idx = by_length_desc(data, indices)
     lengths = data.lengths[idx]
     ids = np.zeros((len(idx), int(lengths.max())), dtype=np.int64)
     for i, row in enumerate(data.rows(idx)):

@@ -19,9 +19,7 @@ from it.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import time
@@ -34,9 +32,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .errors import PipelineError
-from .fileio import atomic_dir, atomic_path, sha256_file, write_json
+from .fileio import atomic_dir, atomic_path, sha256_file, write_csv, write_json
 from .model import TextClassifier
-from .sampler import LengthBucketSampler, collate
+from .sampler import LengthBucketSampler, by_length_desc, collate
 from .shards import ShardReader, SplitData
 from .vocab import Vocabulary
 
@@ -141,7 +139,7 @@ def evaluate_split(model: nn.Module, data: SplitData, batch_size: int, device: t
     probs = np.zeros((len(data), model.head.out_features), dtype=np.float32)
     loss_sum = 0.0
     for batch in sampler:
-        order = np.asarray(batch)[np.argsort(-data.lengths[batch], kind="stable")]
+        order = by_length_desc(data, batch)
         ids, lengths, labels = collate(data, batch)
         logits = model(ids.to(device), lengths)
         loss_sum += nn.functional.cross_entropy(logits, labels.to(device), reduction="sum").item()
@@ -305,12 +303,7 @@ class Trainer:
             write_json(tmp / "params.json", {"train": self.config})
             write_json(tmp / "stats.json", stats)
         if history_path:
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(self.history)
-            with atomic_path(history_path) as t:
-                t.write_text(buf.getvalue())
+            write_csv(history_path, list(HISTORY_FIELDS), ([row[k] for k in HISTORY_FIELDS] for row in self.history))
         if metrics_path:
             write_json(metrics_path, metrics)
         if self.resume_path and self.resume_path.exists():

@@ -54,3 +54,8 @@ def echo_json(data: Any) -> None:
 def metrics_default(dataset: dict, stage: str) -> Path:
     """Where a stage's DVC metrics file goes when --metrics is not given."""
     return ROOT / dataset["name"] / "metrics" / f"{stage}.json"
+
+
+def plots_default(dataset: dict, name: str) -> Path:
+    """Where a DVC plots CSV goes when its option is not given."""
+    return ROOT / dataset["name"] / "plots" / f"{name}.csv"

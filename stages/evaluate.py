@@ -3,7 +3,7 @@ import click
 
 from pipeline.evaluate import EVALUATE_DEFAULTS, evaluate_stage
 
-from .common import ROOT, echo_json, params_option, path_or_default, read_blocks, user_errors
+from .common import echo_json, metrics_default, params_option, plots_default, path_or_default, read_blocks, user_errors
 
 
 @click.command("evaluate")
@@ -20,12 +20,11 @@ from .common import ROOT, echo_json, params_option, path_or_default, read_blocks
 def main(params_path, shards, vocab, model_dir, raw, history, out, metrics_path, confusion) -> None:
     """Evaluate on the test split (validation if there is none) and write report.md with plots."""
     dataset, block = read_blocks(params_path, "evaluate", EVALUATE_DEFAULTS)
-    base = ROOT / dataset["name"]
     metrics = evaluate_stage(
         path_or_default(shards, dataset, "shard"), path_or_default(vocab, dataset, "vocab", "vocab.tsv"),
         path_or_default(model_dir, dataset, "train"), path_or_default(raw, dataset, "ingest"),
-        history or base / "plots" / "train.csv", path_or_default(out, dataset, "evaluate"),
-        metrics_path or base / "metrics" / "eval.json", confusion or base / "plots" / "confusion.csv", block)
+        history or plots_default(dataset, "train"), path_or_default(out, dataset, "evaluate"),
+        metrics_path or metrics_default(dataset, "eval"), confusion or plots_default(dataset, "confusion"), block)
     echo_json({k: metrics[k] for k in ("split", "rows", "accuracy", "macro_f1", "loss")})
 
 

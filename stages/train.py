@@ -3,7 +3,7 @@ import click
 
 from pipeline.train import TRAIN_DEFAULTS, Trainer
 
-from .common import ROOT, echo_json, params_option, path_or_default, read_blocks, user_errors
+from .common import ROOT, echo_json, metrics_default, params_option, plots_default, path_or_default, read_blocks, user_errors
 
 
 @click.command("train")
@@ -18,10 +18,9 @@ from .common import ROOT, echo_json, params_option, path_or_default, read_blocks
 def main(params_path, shards, vocab, out, history, metrics_path, resume_dir) -> None:
     """Train; keep the best epoch in <out>/model.pt. An interrupted run resumes from its last epoch."""
     dataset, block = read_blocks(params_path, "train", TRAIN_DEFAULTS)
-    base = ROOT / dataset["name"]
     trainer = Trainer(path_or_default(shards, dataset, "shard"), path_or_default(vocab, dataset, "vocab", "vocab.tsv"),
-                      path_or_default(out, dataset, "train"), block, resume_dir or base / "resume")
-    result = trainer.fit(history or base / "plots" / "train.csv", metrics_path or base / "metrics" / "train.json")
+                      path_or_default(out, dataset, "train"), block, resume_dir or ROOT / dataset["name"] / "resume")
+    result = trainer.fit(history or plots_default(dataset, "train"), metrics_path or metrics_default(dataset, "train"))
     echo_json(result)
 
 
