@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from .errors import PipelineError
 from .fileio import atomic_dir, write_json
+from .layout import RESERVED_NAMES
 
 SPLITS = ("train", "validation", "test")
 LABELS_KEY = b"textpipe.labels"
@@ -92,6 +93,8 @@ def resolve_dataset(block: dict[str, Any]) -> DatasetConfig:
     name = block.get("name")
     if not name or not isinstance(name, str) or "/" in name:
         raise PipelineError("dataset.name must be a plain name (it is used in artifact paths), e.g. 'imdb'")
+    if name in RESERVED_NAMES:
+        raise PipelineError(f"dataset.name {name!r} is taken by artifacts/{name}/; choose another name")
     preset = PRESETS.get(name, {})
     merged = {k: (v if v is not None else preset.get(k)) for k, v in block.items()}
     if not merged.get("source"):

@@ -50,32 +50,66 @@ def _fused_single_layer(rnn: nn.RNNBase, x: torch.Tensor, layer: int, reverse: b
     return out
 
 
+def _reversal_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """Flat row index (into [B*T]) that reverses each row's first ``lengths[b]`` steps; padding stays put."""
+    t = torch.arange(steps, device=lengths.device).unsqueeze(0)
+    lens = lengths.unsqueeze(1)
+    within = torch.where(t < lens, lens - 1 - t, t)
+    return (within + torch.arange(lengths.size(0), device=lengths.device).unsqueeze(1) * steps).reshape(-1)
+
+
+class _Permute(torch.autograd.Function):
+    """Rows of [B*T, H] picked by a permutation that is its own inverse (a reversal), so the backward
+    pass is the same cheap row copy instead of the scatter-add that ``gather`` needs."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        return x.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (index,) = ctx.saved_tensors
+        return grad.index_select(0, index), None
+
+
+def _reverse(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    batch, steps, size = x.shape
+    return _Permute.apply(x.reshape(batch * steps, size), index).view(batch, steps, size)
+
+
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each row's first ``lengths[b]`` steps of batch-first ``x``; padding stays in place."""
-    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)
-    lens = lengths.to(x.device).unsqueeze(1)
-    idx = torch.where(steps < lens, lens - 1 - steps, steps)
-    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.size(2)))
+    return _reverse(x.contiguous(), _reversal_index(lengths.to(x.device), x.size(1)))
 
 
-def run_fused(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(outputs [B, T, H*dirs] exact at valid steps, final state of the last layer [B, H*dirs])."""
+def run_fused(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor,
+              ordered: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(outputs [B, T, H*dirs] exact at valid steps, final state of the last layer [B, H*dirs]).
+
+    With ``ordered=False`` the last layer's backward-direction outputs are left reversed within each
+    sequence: the same set of vectors per sequence, one reversal cheaper, which is all that max or
+    mean pooling over valid steps (or the final state) needs.
+    """
+    lengths = lengths.to(x.device)
     batch_idx = torch.arange(x.size(0), device=x.device)
-    last = (lengths.to(x.device) - 1)
+    last = lengths - 1
     if not rnn.bidirectional:
         h0 = x.new_zeros(rnn.num_layers, x.size(0), rnn.hidden_size)
         hx: Any = (h0, h0) if rnn.mode == "LSTM" else h0
         out, _ = rnn(x, hx)
         return out, out[batch_idx, last]
-    layer_in = x
+    index = _reversal_index(lengths, x.size(1))
+    layer_in = x.contiguous()
     for layer in range(rnn.num_layers):
         fwd = _fused_single_layer(rnn, layer_in, layer, reverse=False)
-        bwd = reverse_within_length(_fused_single_layer(rnn, reverse_within_length(layer_in, lengths), layer, True), lengths)
-        out = torch.cat([fwd, bwd], dim=2)
-        if layer < rnn.num_layers - 1 and rnn.dropout > 0:
+        bwd_reversed = _fused_single_layer(rnn, _reverse(layer_in, index), layer, reverse=True)
+        final = torch.cat([fwd[batch_idx, last], bwd_reversed[batch_idx, last]], dim=1)
+        is_last = layer == rnn.num_layers - 1
+        out = torch.cat([fwd, bwd_reversed if is_last and not ordered else _reverse(bwd_reversed, index)], dim=2)
+        if not is_last and rnn.dropout > 0:
             out = nn.functional.dropout(out, rnn.dropout, rnn.training)
         layer_in = out
-    final = torch.cat([fwd[batch_idx, last], bwd[:, 0]], dim=1)
     return out, final
 
 
@@ -111,8 +145,10 @@ class TextClassifier(nn.Module):
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Sentence vectors [B, H*dirs] for right-padded ``ids`` [B, T]."""
         x = self.dropout(self.embedding(ids))
-        run = run_packed if self.rnn_impl == "packed" else run_fused
-        out, final = run(self.rnn, x, lengths)
+        if self.rnn_impl == "packed":
+            out, final = run_packed(self.rnn, x, lengths)
+        else:
+            out, final = run_fused(self.rnn, x, lengths, ordered=False)
         if self.pooling == "last":
             return final
         mask = (torch.arange(ids.size(1), device=ids.device).unsqueeze(0) < lengths.to(ids.device).unsqueeze(1)).unsqueeze(2)

@@ -10,7 +10,7 @@ import click
 
 from pipeline.datasets import DATASET_DEFAULTS
 from pipeline.errors import PipelineError
-from pipeline.layout import ROOT, stage_dir
+from pipeline.layout import METRICS_DIR, PLOTS_DIR, stage_dir
 from pipeline.params import load_params, stage_block
 
 params_option = click.option(
@@ -51,11 +51,11 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
-def metrics_default(dataset: dict, stage: str) -> Path:
-    """Where a stage's DVC metrics file goes when --metrics is not given."""
-    return ROOT / dataset["name"] / "metrics" / f"{stage}.json"
+def metrics_default(stage: str) -> Path:
+    """Where a stage's DVC metrics file goes when --metrics is not given (as in dvc.yaml)."""
+    return METRICS_DIR / f"{stage}.json"
 
 
-def plots_default(dataset: dict, name: str) -> Path:
-    """Where a DVC plots CSV goes when its option is not given."""
-    return ROOT / dataset["name"] / "plots" / f"{name}.csv"
+def plots_default(name: str) -> Path:
+    """Where a DVC plots CSV goes when its option is not given (as in dvc.yaml)."""
+    return PLOTS_DIR / f"{name}.csv"

@@ -12,10 +12,10 @@ from .common import echo_json, metrics_default, params_option, plots_default, pa
 @click.option("--vocab", type=click.Path(dir_okay=False), help="[artifacts/<dataset>/vocab/vocab.tsv]")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), help="[artifacts/<dataset>/model]")
 @click.option("--raw", type=click.Path(file_okay=False), help="raw text, for examples [artifacts/<dataset>/raw]")
-@click.option("--history", type=click.Path(dir_okay=False), help="training curves CSV [artifacts/<dataset>/plots/train.csv]")
+@click.option("--history", type=click.Path(dir_okay=False), help="training curves CSV [artifacts/plots/train.csv]")
 @click.option("--out", type=click.Path(file_okay=False), help="report folder [artifacts/<dataset>/eval]")
-@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), help="[artifacts/<dataset>/metrics/eval.json]")
-@click.option("--confusion", type=click.Path(dir_okay=False), help="[artifacts/<dataset>/plots/confusion.csv]")
+@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), help="[artifacts/metrics/eval.json]")
+@click.option("--confusion", type=click.Path(dir_okay=False), help="[artifacts/plots/confusion.csv]")
 @user_errors
 def main(params_path, shards, vocab, model_dir, raw, history, out, metrics_path, confusion) -> None:
     """Evaluate on the test split (validation if there is none) and write report.md with plots."""
@@ -23,8 +23,8 @@ def main(params_path, shards, vocab, model_dir, raw, history, out, metrics_path,
     metrics = evaluate_stage(
         path_or_default(shards, dataset, "shard"), path_or_default(vocab, dataset, "vocab", "vocab.tsv"),
         path_or_default(model_dir, dataset, "train"), path_or_default(raw, dataset, "ingest"),
-        history or plots_default(dataset, "train"), path_or_default(out, dataset, "evaluate"),
-        metrics_path or metrics_default(dataset, "eval"), confusion or plots_default(dataset, "confusion"), block)
+        history or plots_default("train"), path_or_default(out, dataset, "evaluate"),
+        metrics_path or metrics_default("eval"), confusion or plots_default("confusion"), block)
     echo_json({k: metrics[k] for k in ("split", "rows", "accuracy", "macro_f1", "loss")})
 
 

@@ -69,7 +69,7 @@ def test_swap_dataset_and_back_from_run_cache(project, tmp_path):
     out = dvc("exp", "run", *subprocess_args, cwd=project).stdout
     assert ran_stages(out) == ALL
     assert (project / "artifacts" / "mine" / "eval" / "report.md").exists()
-    metrics = json.loads((project / "artifacts" / "mine" / "metrics" / "eval.json").read_text())
+    metrics = json.loads((project / "artifacts" / "metrics" / "eval.json").read_text())
     assert metrics["split"] == "validation" and metrics["rows"] == 12
 
     back = ["-S", "dataset.name=demo", "-S", "dataset.source=null", "-S", "dataset.path=null",

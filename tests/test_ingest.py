@@ -80,6 +80,13 @@ def test_unreadable_type_and_missing_train(tmp_path):
         cfg(name="nosuch")
 
 
+@pytest.mark.parametrize("name,message", [("a/b", "plain name"), ("metrics", "taken by artifacts/metrics/"),
+                                          ("plots", "taken by artifacts/plots/")])
+def test_dataset_names_that_would_clash_with_artifact_paths(name, message):
+    with pytest.raises(PipelineError, match=message):
+        cfg(name=name, source="files", path="x")
+
+
 def test_stratified_split_is_reproducible_and_stratified():
     import numpy as np
 

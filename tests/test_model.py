@@ -53,3 +53,32 @@ def test_classifier_logits_equal_across_paths_and_ignore_padding(pooling):
     # More padding changes nothing: the result is each sequence's own
     longer = torch.cat([ids, torch.zeros(2, 3, dtype=torch.long)], dim=1)
     torch.testing.assert_close(model(longer, lengths), packed, atol=1e-5, rtol=0)
+
+
+def test_reversal_backward_is_the_same_reversal():
+    x = torch.randn(3, 5, 2, dtype=torch.double, requires_grad=True)
+    lengths = torch.tensor([5, 2, 1])
+    assert torch.autograd.gradcheck(lambda t: reverse_within_length(t, lengths), (x,))
+    torch.testing.assert_close(reverse_within_length(reverse_within_length(x, lengths), lengths), x)
+
+
+@pytest.mark.parametrize("pooling,num_layers", list(itertools.product(["last", "max", "mean"], [1, 2])))
+def test_classifier_gradients_equal_across_paths(pooling, num_layers):
+    # the model runs the fast path with the last layer's backward outputs left reversed (ordered=False);
+    # pooled vectors, logits and every parameter gradient must still match packing
+    torch.manual_seed(num_layers)
+    model = TextClassifier(40, 3, embed_dim=6, hidden_size=5, num_layers=num_layers, pooling=pooling).double().train()
+    lengths = torch.tensor([9, 7, 7, 3, 1])
+    ids = torch.randint(2, 40, (5, 9))
+    ids[torch.arange(9).unsqueeze(0) >= lengths.unsqueeze(1)] = 0
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    grads = {}
+    for impl in ("packed", "fused"):
+        model.rnn_impl = impl
+        model.zero_grad()
+        logits = model(ids, lengths)
+        torch.nn.functional.cross_entropy(logits, labels).backward()
+        grads[impl] = (logits.detach(), [p.grad.clone() for p in model.parameters()])
+    torch.testing.assert_close(grads["fused"][0], grads["packed"][0], atol=1e-10, rtol=0)
+    for a, b in zip(grads["fused"][1], grads["packed"][1]):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)

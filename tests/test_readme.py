@@ -1,0 +1,204 @@
+"""Every shell command in README.md runs here, verbatim and in README order, in a fresh git + DVC
+project, so the README cannot rot. The user's side of each command (their data folder, a
+reviews file, ../shared/data beside the clone) is set up first; small slices of the real
+datasets keep it quick."""
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from .conftest import REPO, dvc, make_project, ran_stages, shared_dataset
+
+ALL = ["ingest", "tokenize", "vocab", "bucket", "shard", "train", "evaluate"]
+SLICE_ROWS = 240  # rows per split file of the ../shared/data stand-ins (half per class)
+INSTALL_PREFIXES = ("python3 -m venv", ". .venv/bin/activate", "pip install")
+TEST_COMMAND_SEGMENT = "python -m pytest"
+
+
+def readme_commands(text: str) -> list[str]:
+    """Commands of the ```bash blocks, in order; backslash continuations joined."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for command in block.replace("\\\n", " ").splitlines():
+            if command.strip():
+                commands.append(command.strip())
+    return commands
+
+
+def runnable_part(command: str) -> str | None:
+    """The install one-liners at the top: CI runs the install; here run what follows it."""
+    segments = [s.strip() for s in command.split(" && ")]
+    if not any(s.startswith(INSTALL_PREFIXES) for s in segments):
+        return command
+    rest = [s for s in segments if not s.startswith(INSTALL_PREFIXES) and s != TEST_COMMAND_SEGMENT]
+    return " && ".join(rest) or None
+
+
+def test_readme_commands_are_found_and_the_test_command_is_what_ci_runs():
+    commands = readme_commands((REPO / "README.md").read_text())
+    install = [c for c in commands if "pip install" in c]
+    assert len(install) == 2
+    test_command = next(c for c in install if c.endswith(TEST_COMMAND_SEGMENT))
+    assert test_command in (REPO / ".ci" / "run").read_text().splitlines()
+    assert runnable_part(test_command) is None
+    assert runnable_part(install[0]) == "dvc repro"
+    assert "dvc dag" in [c.split("#")[0].strip() for c in commands]
+    assert len(commands) >= 20
+
+
+def _slice(src: Path, dest: Path, rows: int) -> None:
+    """The first rows of each class of every split file: a small stand-in for ../shared/data/<name>."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in src.glob("*.parquet"):
+        table = pq.read_table(f)
+        labels = table.column("label").to_pylist()
+        keep = []
+        for label in sorted(set(labels)):
+            keep += [i for i, v in enumerate(labels) if v == label][: rows // 2]
+        pq.write_table(table.take(sorted(keep)), dest / f.name)
+    for f in src.glob("*.json"):
+        (dest / f.name).write_bytes(f.read_bytes())
+
+
+def _user_side(work: Path, project: Path) -> None:
+    for name in ("imdb", "sst2"):
+        _slice(shared_dataset(name), work / "shared" / "data" / name, SLICE_ROWS)
+    tickets = project / "data" / "tickets"
+    tickets.mkdir(parents=True)
+    texts = {"billing": "my invoice shows a double charge on the card",
+             "tech": "the app crashes when I open the settings page",
+             "sales": "can I get a quote for fifty team licenses"}
+    rows = ["body,queue"] + [f'"{text} (#{i})",{queue}' for i in range(30) for queue, text in texts.items()]
+    (tickets / "train.csv").write_text("\n".join(rows) + "\n")
+    (project / "reviews.txt").write_text("a moving, beautiful film\nthe worst thing I have seen this year\n")
+
+
+def _checks(project: Path) -> dict:
+    """What the user must see after particular README commands (beyond exit status 0)."""
+    art = project / "artifacts"
+
+    def first_repro(out: str) -> None:
+        assert ran_stages(out) == ALL, out
+        assert "## Confusion matrix" in (art / "demo" / "eval" / "report.md").read_text()
+
+    def nothing_runs(out: str) -> None:
+        assert ran_stages(out) == [] and "up to date" in out, out
+
+    def lr_change(out: str) -> None:
+        assert ran_stages(out) == ["train", "evaluate"], out
+
+    def real_dataset(name: str, split: str):
+        def check(out: str) -> None:
+            assert ran_stages(out) == ALL, out
+            metrics = json.loads((art / "metrics" / "eval.json").read_text())
+            assert (metrics["split"], metrics["rows"]) == (split, SLICE_ROWS), metrics
+            assert (art / name / "eval" / "report.md").exists()
+        return check
+
+    def back_from_run_cache(out: str) -> None:
+        assert ran_stages(out) == [], out
+        assert "skipping" in out, out
+        assert (art / "demo" / "shards" / "manifest.json").exists()
+
+    def tickets(out: str) -> None:
+        assert ran_stages(out) == ALL, out
+        metrics = json.loads((art / "metrics" / "eval.json").read_text())
+        assert sorted(metrics["per_class"]) == ["billing", "sales", "tech"]
+
+    def queue_done(out: str) -> None:
+        shown = dvc("exp", "show", "--no-pager", "--csv", cwd=project).stdout
+        names = set()
+        for row in csv_rows(shown):
+            name = next((v for k, v in row.items() if k.endswith("dataset.name")), None)
+            if any(v for k, v in row.items() if k.endswith(":accuracy") or k == "accuracy"):
+                names.add(name)
+        assert {"imdb", "sst2"} <= names, shown
+
+    def exp_table(out: str) -> None:
+        # a table with a row per run; its columns squeeze to the width of a terminal (none here)
+        assert "─" in out and len(out.strip().splitlines()) >= 12, out
+
+    def per_dataset_table(out: str) -> None:
+        assert "dataset.name" in out and "accuracy" in out and "macro_f1" in out, out
+        assert "imdb" in out and "sst2" in out and "demo" in out, out
+
+    def dag(out: str) -> None:
+        positions = [out.index(stage) for stage in ALL]
+        assert positions == sorted(positions), out
+
+    def plots(out: str) -> None:
+        assert (project / "dvc_plots" / "index.html").exists(), out
+
+    def predicted_two(out: str) -> None:
+        lines = out.strip().splitlines()
+        assert len(lines) == 2 and all(line.split("\t")[0] in ("pos", "neg") for line in lines), out
+
+    return {
+        "dvc repro#1": first_repro,
+        "dvc repro#2": nothing_runs,
+        "dvc repro#3": nothing_runs,
+        "dvc exp run -S train.lr=0.001": lr_change,
+        "dvc status": nothing_runs,
+        "dvc exp run -S dataset.name=imdb -S dataset.source=files": real_dataset("imdb", "test"),
+        "dvc exp run -S dataset.name=sst2 -S dataset.source=files": real_dataset("sst2", "validation"),
+        "git checkout params.yaml && dvc exp run": back_from_run_cache,
+        "dvc exp run -S dataset.name=tickets": tickets,
+        "dvc exp run --run-all": queue_done,
+        "dvc exp show --no-pager --drop": per_dataset_table,
+        "dvc exp show --no-pager --only-changed": exp_table,
+        "dvc dag": dag,
+        "dvc plots show": plots,
+        "textpipe predict": predicted_two,
+        "cat reviews.txt | textpipe predict": predicted_two,
+    }
+
+
+def csv_rows(text: str):
+    import csv
+    import io
+
+    return csv.DictReader(io.StringIO(text))
+
+
+OFFLINE_HUB = "dvc exp run -S dataset.name=imdb"  # the hub preset: offline here, so it must fail clearly
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_in_order(tmp_path):
+    work = tmp_path / "work"
+    project = make_project(work / "textpipe")
+    _user_side(work, project)
+    # Small and quick, committed as a user's params would be (queued runs start from HEAD).
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"].update({"epochs": 1, "embed_dim": 16, "hidden_size": 16, "patience": 0})
+    params["evaluate"]["examples"] = 3
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "commit", "-qam", "quick params"], cwd=project, check=True)
+
+    checks = _checks(project)
+    seen: dict[str, int] = {}
+    commands = [c for c in map(runnable_part, readme_commands((REPO / "README.md").read_text())) if c]
+    checked = set()
+    for command in commands:
+        bare = command.split(" #")[0].strip()
+        seen[bare] = seen.get(bare, 0) + 1
+        proc = subprocess.run(["bash", "-c", command], cwd=project, capture_output=True, text=True)
+        out = proc.stdout + proc.stderr
+        if bare == OFFLINE_HUB:
+            assert proc.returncode != 0, out
+            assert "offline mode is on: use a local copy with dataset.source=files" in out, out
+            assert "Traceback" not in out, out
+            checked.add(OFFLINE_HUB)
+            continue
+        assert proc.returncode == 0, f"README command failed: {command}\n{out}"
+        key = next((k for k in (f"{bare}#{seen[bare]}", bare) if k in checks), None)
+        if key is None:
+            key = max((k for k in checks if "#" not in k and bare.startswith(k)), key=len, default=None)
+        if key:
+            checks[key](out)
+            checked.add(key)
+    assert checked == set(checks) | {OFFLINE_HUB}, set(checks) - checked
