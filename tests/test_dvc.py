@@ -90,6 +90,17 @@ def test_swap_dataset_and_back_from_run_cache(project, tmp_path):
     dvc("plots", "show", "-o", html, cwd=project)
     assert (html / "index.html").exists()
 
+    # Switching by editing params.yaml + `dvc repro`: restored from the run-cache, and both
+    # datasets' artifacts are in the workspace side by side.
+    set_params(project, dataset={"name": "mine", "source": "files", "path": str(data), "text_column": "review",
+                                 "label_column": "stars", "labels": ["bad", "good"]})
+    out = dvc("repro", cwd=project).stdout
+    assert ran_stages(out) == [], out
+    for name in ("demo", "mine"):
+        assert (project / "artifacts" / name / "shards" / "manifest.json").exists(), name
+        assert (project / "artifacts" / name / "model" / "model.pt").exists(), name
+    set_params(project, dataset={k: None for k in ("source", "path", "text_column", "label_column", "labels")} | {"name": "demo"})
+
 
 @pytest.mark.slow
 def test_dag_order_and_standalone_stage(project):

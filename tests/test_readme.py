@@ -1,17 +1,18 @@
 """Every shell command in README.md runs here, verbatim and in README order, in a fresh git + DVC
 project, so the README cannot rot. The user's side of each command (their data folder, a
-reviews file, ../shared/data beside the clone) is set up first; small slices of the real
-datasets keep it quick."""
+reviews file, ../shared/data beside the clone) is set up first: small slices of the real
+datasets keep it quick, and where ../shared/data is absent the demo corpus stands in."""
 import json
 import re
 import subprocess
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from .conftest import REPO, dvc, make_project, ran_stages, shared_dataset
+from .conftest import REPO, SHARED, dvc, make_project, ran_stages
 
 ALL = ["ingest", "tokenize", "vocab", "bucket", "shard", "train", "evaluate"]
 SLICE_ROWS = 240  # rows per split file of the ../shared/data stand-ins (half per class)
@@ -50,23 +51,31 @@ def test_readme_commands_are_found_and_the_test_command_is_what_ci_runs():
     assert len(commands) >= 20
 
 
-def _slice(src: Path, dest: Path, rows: int) -> None:
-    """The first rows of each class of every split file: a small stand-in for ../shared/data/<name>."""
+STAND_IN_SPLITS = {"imdb": ("train", "test"), "sst2": ("train", "validation")}
+
+
+def _stand_in(name: str, dest: Path) -> None:
+    """A small ../shared/data/<name>: the first rows of each class of the real files when they
+    are here, else the demo corpus in the same layout (Parquet, `text`, integer `label`)."""
     dest.mkdir(parents=True, exist_ok=True)
-    for f in src.glob("*.parquet"):
-        table = pq.read_table(f)
+    real = SHARED / name
+    for split in STAND_IN_SPLITS[name]:
+        if real.is_dir():
+            table = pq.read_table(real / f"{split}.parquet")
+        else:
+            demo = REPO / "pipeline" / "demo_data" / ("train.jsonl" if split == "train" else "test.jsonl")
+            rows = [json.loads(line) for line in demo.read_text().splitlines()]
+            table = pa.table({"text": [r["text"] for r in rows], "label": [int(r["label"] == "pos") for r in rows]})
         labels = table.column("label").to_pylist()
         keep = []
         for label in sorted(set(labels)):
-            keep += [i for i, v in enumerate(labels) if v == label][: rows // 2]
-        pq.write_table(table.take(sorted(keep)), dest / f.name)
-    for f in src.glob("*.json"):
-        (dest / f.name).write_bytes(f.read_bytes())
+            keep += [i for i, v in enumerate(labels) if v == label][: SLICE_ROWS // 2]
+        pq.write_table(table.take(sorted(keep)), dest / f"{split}.parquet")
 
 
 def _user_side(work: Path, project: Path) -> None:
-    for name in ("imdb", "sst2"):
-        _slice(shared_dataset(name), work / "shared" / "data" / name, SLICE_ROWS)
+    for name in STAND_IN_SPLITS:
+        _stand_in(name, work / "shared" / "data" / name)
     tickets = project / "data" / "tickets"
     tickets.mkdir(parents=True)
     texts = {"billing": "my invoice shows a double charge on the card",
