@@ -7,6 +7,8 @@ Output contract::
     <out>/curves.png       training curves (loss, accuracy per epoch)
     <out>/confusion.png    confusion matrix
     <out>/per_class.csv    precision, recall, f1, support per class
+    <out>/metrics.json     the same as <metrics>, kept with this dataset's report
+                           (<metrics> is at a fixed path shared by every dataset)
     <metrics>              DVC metrics: accuracy, macro_f1, loss, per class
     <confusion>            DVC confusion plot data: one row per example, actual,predicted
 """
@@ -166,6 +168,7 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
         report += ["## Params", "", "```json", json.dumps({"train": ckpt["config"], **preprocess}, indent=2, sort_keys=True), "```", ""]
         (tmp / "report.md").write_text("\n".join(report), encoding="utf-8")
         write_json(tmp / "params.json", {"evaluate": params})
+        write_json(tmp / "metrics.json", metrics)
     write_json(metrics_path, metrics)
     write_csv(confusion_path, ["actual", "predicted"], ([labels[a], labels[p]] for a, p in zip(data.labels, result["pred"])))
     return metrics

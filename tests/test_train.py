@@ -80,6 +80,7 @@ def test_evaluate_report_and_predict(demo, tmp_path):
     assert sum(map(sum, metrics["confusion"])) == 400
     assert metrics["accuracy"] == round(np.trace(metrics["confusion"]) / 400, 6)
     assert json.loads((tmp_path / "eval.json").read_text())["macro_f1"] == metrics["macro_f1"]
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads((tmp_path / "eval.json").read_text())
     report = (tmp_path / "eval" / "report.md").read_text()
     for needle in ("## Metrics", "## Per class", "![confusion matrix](confusion.png)", "![training curves](curves.png)",
                    "## Misclassified examples", '"hidden_size": 16'):
