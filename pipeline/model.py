@@ -104,12 +104,13 @@ def run_fused(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor,
     for layer in range(rnn.num_layers):
         fwd = _fused_single_layer(rnn, layer_in, layer, reverse=False)
         bwd_reversed = _fused_single_layer(rnn, _reverse(layer_in, index), layer, reverse=True)
-        final = torch.cat([fwd[batch_idx, last], bwd_reversed[batch_idx, last]], dim=1)
         is_last = layer == rnn.num_layers - 1
         out = torch.cat([fwd, bwd_reversed if is_last and not ordered else _reverse(bwd_reversed, index)], dim=2)
         if not is_last and rnn.dropout > 0:
             out = nn.functional.dropout(out, rnn.dropout, rnn.training)
         layer_in = out
+    # the backward direction's final state is its output at step 0, i.e. at `last` before reversing back
+    final = torch.cat([fwd[batch_idx, last], bwd_reversed[batch_idx, last]], dim=1)
     return out, final
 
 

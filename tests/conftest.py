@@ -16,6 +16,7 @@ for key, value in (("GIT_AUTHOR_NAME", "textpipe tests"), ("GIT_AUTHOR_EMAIL", "
     os.environ.setdefault(key, value)
 
 REPO = Path(__file__).resolve().parent.parent
+ALL_STAGES = ["ingest", "tokenize", "vocab", "bucket", "shard", "train", "evaluate"]  # dvc.yaml, in order
 SHARED = Path(os.environ.get("TEXTPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -6,9 +6,9 @@ import time
 import pytest
 import yaml
 
-from .conftest import dvc, make_project, ran_stages, run_cli
+from .conftest import ALL_STAGES, dvc, make_project, ran_stages, run_cli
 
-ALL = ["ingest", "tokenize", "vocab", "bucket", "shard", "train", "evaluate"]
+ALL = ALL_STAGES
 QUICK_TRAIN = {"epochs": 2, "embed_dim": 16, "hidden_size": 16, "patience": 0}
 
 

@@ -2,6 +2,8 @@
 project, so the README cannot rot. The user's side of each command (their data folder, a
 reviews file, ../shared/data beside the clone) is set up first: small slices of the real
 datasets keep it quick, and where ../shared/data is absent the demo corpus stands in."""
+import csv
+import io
 import json
 import re
 import subprocess
@@ -12,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from .conftest import REPO, SHARED, dvc, make_project, ran_stages
+from .conftest import ALL_STAGES, REPO, SHARED, dvc, make_project, ran_stages
 
-ALL = ["ingest", "tokenize", "vocab", "bucket", "shard", "train", "evaluate"]
+ALL = ALL_STAGES
 SLICE_ROWS = 240  # rows per split file of the ../shared/data stand-ins (half per class)
 INSTALL_PREFIXES = ("python3 -m venv", ". .venv/bin/activate", "pip install")
 TEST_COMMAND_SEGMENT = "python -m pytest"
@@ -172,9 +174,6 @@ def _checks(project: Path) -> dict:
 
 
 def csv_rows(text: str):
-    import csv
-    import io
-
     return csv.DictReader(io.StringIO(text))
 
 
