@@ -162,13 +162,14 @@ def _find_file(folder: Path, stem: str) -> Path | None:
     return found[0] if found else None
 
 
-def _load_file(path: Path) -> pa.Table:
+def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS) -> pa.Table:
+    """One local file as an Arrow table, read by the Hugging Face builder for its suffix."""
     import datasets
 
     ext = path.suffix.lower()
-    builder = FILE_BUILDERS.get(ext)
+    builder = builders.get(ext)
     if builder is None:
-        raise PipelineError(f"{path}: unreadable file type '{ext}'; use one of {', '.join(FILE_BUILDERS)}")
+        raise PipelineError(f"{path}: unreadable file type '{ext}'; use one of {', '.join(builders)}")
     if builder != "parquet":
         check_utf8(path)
     kwargs: dict[str, Any] = {"delimiter": "\t"} if ext == ".tsv" else {}
@@ -201,7 +202,7 @@ def load_splits(cfg: DatasetConfig) -> dict[str, pa.Table]:
                 have = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
                 raise PipelineError(f"{folder} has no {stem}.{{parquet,csv,tsv,jsonl}} for the train split (it has: {have})")
             continue
-        tables[split] = _load_file(path)
+        tables[split] = load_file(path)
     return tables
 
 

@@ -21,6 +21,7 @@ STAGE_DIRS = {
     "ingest": "raw",
     "tokenize": "tokens",
     "vocab": "vocab",
+    "vectors": "vectors",
     "bucket": "ids",
     "shard": "shards",
     "train": "model",

@@ -6,7 +6,8 @@ Output contract (``<out>/``)::
                  loadable with ``torch.load(weights_only=True)``:
                  state_dict, config (model + train params), labels,
                  vocab_sha256, vocab_size, manifest params, epoch, metrics
-    stats.json   epochs run, best epoch, seconds, real tokens/s, vectors coverage
+    stats.json   epochs run, best epoch, seconds, real tokens/s, the vectors
+                 file used and how many vocabulary words it covered
     params.json  the train params
   plus, at paths given by the caller:
     history CSV  one row per epoch (DVC plots): epoch, train_loss, train_acc,
@@ -36,6 +37,7 @@ from .fileio import atomic_dir, atomic_path, sha256_file, write_csv, write_json
 from .model import TextClassifier
 from .sampler import LengthBucketSampler, by_length_desc, collate
 from .shards import ShardReader, SplitData
+from .vectors import trained_vectors
 from .vocab import Vocabulary
 
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -95,6 +97,15 @@ def build_model(config: dict, vocab_size: int, num_classes: int, device: torch.d
     return model.to(device)
 
 
+def pick_vectors(param: str | None, vectors_dir: str | Path | None, vocab_path: str | Path) -> Path | None:
+    """The vectors file to start the embedding from: ``train.vectors`` or the vectors stage's output, never both."""
+    trained = trained_vectors(vectors_dir, vocab_path)
+    if param and trained:
+        raise PipelineError(f"train.vectors is set and the vectors stage trained {trained}; keep one: "
+                            "set train.vectors: null or vectors.method: none")
+    return Path(param) if param else trained
+
+
 def load_vectors(path: str | Path, vocab: Vocabulary, dim: int) -> tuple[torch.Tensor, int]:
     """Rows of a GloVe / word2vec text file for the vocabulary; returns (matrix, words covered)."""
     path = Path(path)
@@ -109,7 +120,8 @@ def load_vectors(path: str | Path, vocab: Vocabulary, dim: int) -> tuple[torch.T
             if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
                 continue  # word2vec header: "<count> <dim>"
             if len(parts) != dim + 1:
-                raise PipelineError(f"{path}:{lineno} has {len(parts) - 1} values, train.embed_dim is {dim}; make them match")
+                raise PipelineError(f"{path}:{lineno} has {len(parts) - 1} values but train.embed_dim is {dim}; "
+                                    "make them match (vectors.dim for trained vectors)")
             idx = vocab.stoi.get(parts[0])
             if idx is not None and idx > 1:
                 weights[idx] = torch.tensor([float(v) for v in parts[1:]])
@@ -157,7 +169,7 @@ class Trainer:
     """Runs epochs, keeps the best checkpoint, writes history, resumes after an interruption."""
 
     def __init__(self, shards: str | Path, vocab_path: str | Path, out_dir: str | Path, config: dict,
-                 resume_dir: str | Path | None = None):
+                 resume_dir: str | Path | None = None, vectors_dir: str | Path | None = None):
         self.config = {**TRAIN_DEFAULTS, **config}
         self.out_dir, self.vocab_path = Path(out_dir), Path(vocab_path)
         self.resume_path = Path(resume_dir) / "last.pt" if resume_dir else None
@@ -173,9 +185,10 @@ class Trainer:
         torch.set_num_threads(threads)
         torch.manual_seed(int(self.config["seed"]))
         self.model = build_model(self.config, len(self.vocab), len(self.labels), self.device)
+        self.vectors = pick_vectors(self.config["vectors"], vectors_dir, vocab_path)
         self.vectors_covered = None
-        if self.config["vectors"]:
-            weights, self.vectors_covered = load_vectors(self.config["vectors"], self.vocab, int(self.config["embed_dim"]))
+        if self.vectors:
+            weights, self.vectors_covered = load_vectors(self.vectors, self.vocab, int(self.config["embed_dim"]))
             self.model.embedding.weight.data.copy_(weights)
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(self.config["optimizer"])
         if opt_cls is None:
@@ -184,7 +197,8 @@ class Trainer:
         self.sampler = LengthBucketSampler(self.train_data.lengths, self.train_data.buckets, int(self.config["batch_size"]),
                                            int(self.config["max_tokens"]), float(self.config["padding_noise"]),
                                            shuffle=True, seed=int(self.config["seed"]))
-        self.hash = config_hash(self.config, self.reader.manifest)
+        vectors_sha = sha256_file(self.vectors) if self.vectors else None
+        self.hash = config_hash({**self.config, "vectors_sha256": vectors_sha}, self.reader.manifest)
         self.history: list[dict] = []
         self.best: dict | None = None
         self.best_state: dict | None = None
@@ -294,7 +308,8 @@ class Trainer:
             "epochs": len(self.history), "best_epoch": self.best["epoch"], "steps": self.step, "resumed": resumed,
             "seconds": round(seconds, 2), "tokens_per_s": round(float(np.mean([r["tokens_per_s"] for r in self.history])), 1),
             "device": str(self.device), "rnn_impl": self.model.rnn_impl, "threads": torch.get_num_threads(),
-            "vectors_covered": self.vectors_covered, "parameters": sum(p.numel() for p in self.model.parameters()),
+            "vectors": str(self.vectors) if self.vectors else None, "vectors_covered": self.vectors_covered,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
         }
         metrics = {"val_acc": self.best["val_acc"], "val_loss": round(self.best["val_loss"], 6),
                    "best_epoch": self.best["epoch"], "tokens_per_s": stats["tokens_per_s"]}

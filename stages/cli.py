@@ -11,6 +11,7 @@ COMMANDS = {
     "ingest": "Load a dataset into raw Parquet splits.",
     "tokenize": "spaCy-tokenize the raw splits over all cores.",
     "vocab": "Build the frequency-capped vocabulary.",
+    "vectors": "Train word vectors on unlabelled text (optional).",
     "bucket": "Map tokens to ids, length buckets, padding waste.",
     "shard": "Write length-sorted Arrow shards and manifest.json.",
     "train": "Train the classifier on the shards.",

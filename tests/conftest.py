@@ -16,7 +16,9 @@ for key, value in (("GIT_AUTHOR_NAME", "textpipe tests"), ("GIT_AUTHOR_EMAIL", "
     os.environ.setdefault(key, value)
 
 REPO = Path(__file__).resolve().parent.parent
-ALL_STAGES = ["ingest", "tokenize", "vocab", "bucket", "shard", "train", "evaluate"]  # dvc.yaml, in order
+ALL_STAGES = ["ingest", "tokenize", "vocab", "vectors", "bucket", "shard", "train", "evaluate"]  # as `dvc repro` runs them
+PIPELINE_EDGES = [("ingest", "tokenize"), ("tokenize", "vocab"), ("vocab", "vectors"), ("vocab", "bucket"),
+                  ("bucket", "shard"), ("shard", "train"), ("vectors", "train"), ("train", "evaluate")]
 SHARED = Path(os.environ.get("TEXTPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from .conftest import ALL_STAGES, REPO, SHARED, dvc, make_project, ran_stages
+from .conftest import ALL_STAGES, PIPELINE_EDGES, REPO, SHARED, dvc, make_project, ran_stages
 
 ALL = ALL_STAGES
 SLICE_ROWS = 240  # rows per split file of the ../shared/data stand-ins (half per class)
@@ -26,7 +26,7 @@ def readme_commands(text: str) -> list[str]:
     """Commands of the ```bash blocks, in order; backslash continuations joined."""
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for command in block.replace("\\\n", " ").splitlines():
+        for command in re.sub(r"\s*\\\n\s*", " ", block).splitlines():
             if command.strip():
                 commands.append(command.strip())
     return commands
@@ -142,8 +142,18 @@ def _checks(project: Path) -> dict:
         assert "imdb" in out and "sst2" in out and "demo" in out, out
 
     def dag(out: str) -> None:
-        positions = [out.index(stage) for stage in ALL]
-        assert positions == sorted(positions), out
+        for upstream, downstream in PIPELINE_EDGES:  # drawn top to bottom
+            assert out.index(f"| {upstream} |") < out.index(f"| {downstream} |"), out
+
+    def sst2_with_vectors(out: str) -> None:
+        # tokens, vocab and shards come back from the run-cache; only the vectors change
+        assert ran_stages(out) == ["vectors", "train", "evaluate"], out
+        stats = json.loads((art / "sst2" / "vectors" / "stats.json").read_text())
+        assert [Path(s["source"]).name for s in stats["sources"]] == ["train split", "test.parquet", "train.parquet"]
+        assert stats["vocab_words_covered"] > 0
+        used = json.loads((art / "sst2" / "model" / "stats.json").read_text())
+        assert used["vectors"] == "artifacts/sst2/vectors/vectors.txt"
+        assert used["vectors_covered"] == stats["vocab_words_covered"]
 
     def plots(out: str) -> None:
         assert (project / "dvc_plots" / "index.html").exists(), out
@@ -163,6 +173,8 @@ def _checks(project: Path) -> dict:
         "git checkout params.yaml && dvc exp run": back_from_run_cache,
         "dvc exp run -S dataset.name=tickets": tickets,
         "dvc repro -f ingest": forced_ingest,
+        "dvc exp run -S dataset.name=sst2 -S dataset.source=files -S dataset.path=../shared/data/sst2 "
+        "-S dataset.text_column=text -S vectors.method=word2vec": sst2_with_vectors,
         "dvc exp run --run-all": queue_done,
         "dvc exp show --no-pager --drop": per_dataset_table,
         "dvc exp show --no-pager --only-changed": exp_table,
@@ -188,6 +200,7 @@ def test_every_readme_command_runs_in_order(tmp_path):
     # Small and quick, committed as a user's params would be (queued runs start from HEAD).
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"].update({"epochs": 1, "embed_dim": 16, "hidden_size": 16, "patience": 0})
+    params["vectors"]["dim"] = 16
     params["evaluate"]["examples"] = 3
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "commit", "-qam", "quick params"], cwd=project, check=True)

@@ -145,7 +145,7 @@ def test_vectors_file_initialises_embeddings(demo, tmp_path):
     assert covered == 2
     assert weights[vocab.stoi["the"]].tolist() == [1, 2, 3, 4]
     assert weights[0].abs().sum() == 0
-    with pytest.raises(PipelineError, match="has 4 values, train.embed_dim is 8"):
+    with pytest.raises(PipelineError, match="has 4 values but train.embed_dim is 8"):
         load_vectors(vec, vocab, 8)
     _, result = fit(demo, tmp_path / "m", {**FAST, "embed_dim": 4, "vectors": str(vec), "max_steps": 3, "epochs": 1})
     assert result["vectors_covered"] == 2

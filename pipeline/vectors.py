@@ -1,0 +1,243 @@
+"""Stage ``vectors``: word vectors trained on unlabelled text, for the embedding layer.
+
+A few thousand labelled sentences say little about most words; word2vec over a
+larger body of unlabelled text from the same domain says more, and the
+classifier starts from those vectors instead of random ones. The text is the
+dataset's own train split (its tokens, labels unused) plus any files listed in
+``vectors.corpora`` (unlabelled: only their text column is read), tokenized with
+the settings the tokenize stage recorded. Validation and test text is never
+used. Training is gensim's word2vec (skip-gram or CBOW, negative sampling).
+
+With ``method: none`` (the default) the stage only records that; ``train``
+then starts from random vectors, or from ``train.vectors`` (a GloVe/word2vec
+file of your own).
+
+Output contract (``<out>/``)::
+
+    vectors.txt    word2vec text format: a "<words> <dim>" header line, then
+                   "<word> <v1> ... <v_dim>" for every vocabulary word the
+                   corpus gave a vector, in vocabulary id order
+                   (absent when method is none)
+    manifest.json  method, dim, words, vocab_sha256 (the vocabulary the rows
+                   follow), sha256 of vectors.txt; written last
+    stats.json     documents, tokens and skipped empty texts per source,
+                   vocabulary words covered, share of training tokens covered,
+                   seconds
+    params.json    the vectors params
+"""
+from __future__ import annotations
+
+import os
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .datasets import FILE_BUILDERS, load_file
+from .errors import PipelineError
+from .fileio import atomic_dir, read_arrow, read_json, sha256_file, write_json
+from .tokenize import TOKENIZE_DEFAULTS, ParallelTokenizer, TextNormalizer
+from .vocab import SPECIALS, Vocabulary
+
+VECTORS_DEFAULTS: dict[str, Any] = {
+    "method": "none",
+    "corpora": [],
+    "text_column": "text",
+    "dim": 128,
+    "algorithm": "skipgram",
+    "window": 5,
+    "min_count": 2,
+    "negative": 10,
+    "epochs": 5,
+    "workers": 0,
+    "seed": 0,
+}
+METHODS = ("none", "word2vec")
+ALGORITHMS = {"skipgram": 1, "cbow": 0}
+CORPUS_BUILDERS = {**FILE_BUILDERS, ".txt": "text"}
+VECTORS_FILE, MANIFEST_FILE = "vectors.txt", "manifest.json"
+
+
+# --------------------------------------------------------------------------- corpora
+
+
+def corpus_files(path: str | Path) -> list[Path]:
+    """The readable files a ``vectors.corpora`` entry names: the file itself, or a folder's files, sorted."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in CORPUS_BUILDERS)
+        if not files:
+            raise PipelineError(f"vectors.corpora folder {path} holds no {', '.join(CORPUS_BUILDERS)} file")
+        return files
+    if not path.exists():
+        raise PipelineError(f"vectors.corpora entry {path} does not exist; list files or folders of unlabelled text")
+    if path.suffix.lower() not in CORPUS_BUILDERS:
+        raise PipelineError(f"vectors.corpora entry {path}: unreadable file type; use one of {', '.join(CORPUS_BUILDERS)}")
+    return [path]
+
+
+def read_corpus_text(path: Path, text_column: str) -> tuple[list[str], int]:
+    """(non-empty texts, number of null or blank texts skipped) of one corpus file.
+
+    ``.txt`` files are one text per line; tables are read through the same
+    Hugging Face builders as the ingest stage.
+    """
+    column = "text" if path.suffix.lower() == ".txt" else text_column
+    table = load_file(path, CORPUS_BUILDERS)
+    if column not in table.column_names:
+        raise PipelineError(f"corpus file {path} has no column '{column}'; columns are: "
+                            f"{', '.join(table.column_names)} (set vectors.text_column)")
+    text = table.column(column)
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        raise PipelineError(f"column '{column}' of corpus file {path} holds {text.type}, not text; set vectors.text_column")
+    keep = pc.fill_null(pc.invert(pc.equal(pc.utf8_trim_whitespace(text), "")), False)
+    kept = pc.filter(text, keep)
+    return kept.to_pylist(), len(text) - len(kept)
+
+
+class TokenStream:
+    """A restartable iterable of token lists over Arrow ``list<string>`` arrays (word2vec reads it once per epoch)."""
+
+    def __init__(self, arrays: list[pa.ChunkedArray], rows_per_slice: int = 4096):
+        self.arrays = arrays
+        self.rows_per_slice = rows_per_slice
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for array in self.arrays:
+            for start in range(0, len(array), self.rows_per_slice):
+                yield from array.slice(start, self.rows_per_slice).to_pylist()
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _stable_hash(text: str) -> int:
+    """gensim seeds each word's initial vector with ``hash(word + seed)``; Python's str hash changes per process."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def train_word2vec(sentences: TokenStream, params: dict) -> Any:
+    """gensim ``Word2Vec`` over ``sentences``; a progress bar per epoch. Bit-for-bit repeatable with ``workers: 1``."""
+    from gensim.models import Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
+    from tqdm.auto import tqdm
+
+    algorithm = params["algorithm"]
+    if algorithm not in ALGORITHMS:
+        raise PipelineError(f"vectors.algorithm must be {' or '.join(ALGORITHMS)}, got {algorithm!r}")
+    for key in ("dim", "window", "min_count", "epochs"):
+        if int(params[key]) < 1:
+            raise PipelineError(f"vectors.{key} must be >= 1, got {params[key]}")
+    epochs = int(params["epochs"])
+    bar = tqdm(total=epochs, desc="word2vec", unit="epoch", disable=None)
+
+    class _Progress(CallbackAny2Vec):
+        def on_epoch_end(self, model: Any) -> None:
+            bar.update(1)
+
+    try:
+        return Word2Vec(
+            sentences, vector_size=int(params["dim"]), window=int(params["window"]), min_count=int(params["min_count"]),
+            sg=ALGORITHMS[algorithm], negative=int(params["negative"]), epochs=epochs,
+            workers=int(params["workers"]) or os.cpu_count() or 1, seed=int(params["seed"]), hashfxn=_stable_hash,
+            callbacks=[_Progress()],
+        )
+    finally:
+        bar.close()
+
+
+def write_vectors(path: Path, vocab: Vocabulary, keyed: Any) -> int:
+    """Write the rows of ``keyed`` (gensim KeyedVectors) for the vocabulary's words, in id order; return how many.
+
+    A word holding a space cannot be written in this format and gets no row.
+    """
+    words = [w for w in vocab.itos[len(SPECIALS):] if w in keyed.key_to_index and " " not in w]
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(f"{len(words)} {keyed.vector_size}\n")
+        for word in words:
+            f.write(word + " " + " ".join(f"{v:.6f}" for v in keyed[word]) + "\n")
+    return len(words)
+
+
+def vectors_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, params: dict) -> dict:
+    """Train vectors on the train split's tokens plus ``params['corpora']``, or record ``method: none``."""
+    params = {**VECTORS_DEFAULTS, **params}
+    method = params["method"]
+    if method not in METHODS:
+        raise PipelineError(f"vectors.method must be {' or '.join(METHODS)}, got {method!r}")
+    tokens_dir, vocab_path = Path(tokens_dir), Path(vocab_path)
+    if method == "none":
+        with atomic_dir(out_dir) as tmp:
+            write_json(tmp / "params.json", {"vectors": params})
+            write_json(tmp / "stats.json", {"method": "none"})
+            write_json(tmp / MANIFEST_FILE, {"method": "none"})
+        return {"method": "none"}
+
+    if not (tokens_dir / "train.arrow").exists():
+        raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
+    vocab = Vocabulary.load(vocab_path)
+    start = time.perf_counter()
+    train_tokens = read_arrow(tokens_dir / "train.arrow").column("tokens")
+    arrays = [train_tokens]
+    sources = [{"source": "train split", "docs": len(train_tokens), "tokens": len(pc.list_flatten(train_tokens))}]
+    corpora = params["corpora"] or []
+    if isinstance(corpora, str):
+        corpora = [corpora]
+    files = [f for entry in corpora for f in corpus_files(entry)]
+    if files:
+        tok_params = {**TOKENIZE_DEFAULTS, **read_json(tokens_dir / "params.json")["tokenize"]}
+        normalizer = TextNormalizer(tok_params["lowercase"], tok_params["strip_html"], tok_params["normalize_whitespace"])
+        with ParallelTokenizer(tok_params["lang"], tok_params["spacy_pipeline"], normalizer, tok_params["workers"],
+                               tok_params["chunk_size"]) as tokenizer:
+            for path in files:
+                texts, skipped = read_corpus_text(path, params["text_column"])
+                tokens = tokenizer.tokenize(texts, desc=f"tokenize {path.name}")
+                arrays.append(tokens)
+                sources.append({"source": str(path), "sha256": sha256_file(path), "docs": len(texts),
+                                "tokens": len(pc.list_flatten(tokens)), "skipped_empty_text": skipped})
+    model = train_word2vec(TokenStream(arrays), params)
+
+    counts = np.array(vocab.counts[len(SPECIALS):], dtype=np.float64)
+    has_vector = np.array([w in model.wv.key_to_index for w in vocab.itos[len(SPECIALS):]])
+    with atomic_dir(out_dir) as tmp:
+        words = write_vectors(tmp / VECTORS_FILE, vocab, model.wv)
+        stats = {
+            "method": method, "sources": sources, "tokens": sum(s["tokens"] for s in sources),
+            "word2vec_words": len(model.wv), "vocab_words": len(vocab) - len(SPECIALS), "vocab_words_covered": words,
+            "vocab_coverage": round(words / max(len(vocab) - len(SPECIALS), 1), 6),
+            "train_token_coverage": round(float(counts[has_vector].sum() / max(counts.sum(), 1)), 6),
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+        write_json(tmp / "params.json", {"vectors": params})
+        write_json(tmp / "stats.json", stats)
+        write_json(tmp / MANIFEST_FILE, {
+            "method": method, "dim": int(params["dim"]), "words": words, "format": "word2vec text",
+            "file": VECTORS_FILE, "sha256": sha256_file(tmp / VECTORS_FILE), "vocab_sha256": sha256_file(vocab_path),
+        })
+    return stats
+
+
+def trained_vectors(vectors_dir: str | Path | None, vocab_path: str | Path) -> Path | None:
+    """The vectors file the vectors stage wrote for this vocabulary, or None when it trained none.
+
+    A folder that does not exist counts as ``method: none`` (the stage was not
+    run by hand); a file that does not match its manifest or was built for
+    another vocabulary is refused.
+    """
+    if vectors_dir is None or not (Path(vectors_dir) / MANIFEST_FILE).exists():
+        return None
+    vectors_dir = Path(vectors_dir)
+    manifest = read_json(vectors_dir / MANIFEST_FILE)
+    if manifest.get("method", "none") == "none":
+        return None
+    path = vectors_dir / manifest["file"]
+    if not path.exists() or sha256_file(path) != manifest["sha256"]:
+        raise PipelineError(f"{path} is missing or does not match {vectors_dir / MANIFEST_FILE}; rerun `dvc repro vectors`")
+    if manifest["vocab_sha256"] != sha256_file(vocab_path):
+        raise PipelineError(f"the vectors in {vectors_dir} were built for another vocabulary than {vocab_path}; "
+                            "rerun `dvc repro vectors`")
+    return path
