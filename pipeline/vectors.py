@@ -59,6 +59,7 @@ VECTORS_DEFAULTS: dict[str, Any] = {
 METHODS = ("none", "word2vec")
 ALGORITHMS = {"skipgram": 1, "cbow": 0}
 CORPUS_BUILDERS = {**FILE_BUILDERS, ".txt": "text"}
+FOLDER_SUFFIXES = tuple(ext for ext in CORPUS_BUILDERS if ext != ".json")
 VECTORS_FILE, MANIFEST_FILE = "vectors.txt", "manifest.json"
 
 
@@ -66,12 +67,13 @@ VECTORS_FILE, MANIFEST_FILE = "vectors.txt", "manifest.json"
 
 
 def corpus_files(path: str | Path) -> list[Path]:
-    """The readable files a ``vectors.corpora`` entry names: the file itself, or a folder's files, sorted."""
+    """The readable files a ``vectors.corpora`` entry names: the file itself, or a folder's text files, sorted."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in CORPUS_BUILDERS)
+        # A folder's .json files are left out: there they are metadata (a dataset's labels.json), not text.
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FOLDER_SUFFIXES)
         if not files:
-            raise PipelineError(f"vectors.corpora folder {path} holds no {', '.join(CORPUS_BUILDERS)} file")
+            raise PipelineError(f"vectors.corpora folder {path} holds no {', '.join(FOLDER_SUFFIXES)} file")
         return files
     if not path.exists():
         raise PipelineError(f"vectors.corpora entry {path} does not exist; list files or folders of unlabelled text")

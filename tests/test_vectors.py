@@ -55,6 +55,7 @@ def test_corpus_files_and_text_of_every_format(tmp_path):
     (folder / "c.jsonl").write_text('{"body": "four"}\n{"body": null}\n')
     pq.write_table(pa.table({"body": ["five", "six", ""]}), folder / "d.parquet")
     (folder / "notes.md").write_text("ignored: not a corpus type")
+    (folder / "labels.json").write_text('["neg", "pos"]')  # a dataset folder's metadata, not text
     files = corpus_files(folder)
     assert [f.name for f in files] == ["a.txt", "b.csv", "c.jsonl", "d.parquet"]
     got = [read_corpus_text(f, "body") for f in files]
