@@ -73,7 +73,7 @@ def _stand_in(name: str, dest: Path) -> None:
         for label in sorted(set(labels)):
             keep += [i for i, v in enumerate(labels) if v == label][: SLICE_ROWS // 2]
         pq.write_table(table.take(sorted(keep)), dest / f"{split}.parquet")
-    (dest / "labels.json").write_text('{"0": "neg", "1": "pos"}\n')  # as ../shared/data has; not text
+    (dest / "labels.json").write_text('["neg", "pos"]\n')  # as ../shared/data has; not text
 
 
 def _user_side(work: Path, project: Path) -> None:
