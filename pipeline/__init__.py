@@ -1,16 +1,27 @@
 """textpipe: DVC-orchestrated preprocessing and training for text classification.
 
-The library is organised by stage; each module has one job:
+The library is organised by job; stage modules write the artifact their
+docstring describes:
 
-- :mod:`pipeline.datasets`  load a dataset (demo, local files, hub) into raw Parquet
-- :mod:`pipeline.tokenize`  normalise and tokenize text with spaCy over all cores
-- :mod:`pipeline.vocab`     the frequency-capped :class:`Vocabulary`
-- :mod:`pipeline.vectors`   word2vec vectors from unlabelled text, for the embedding
-- :mod:`pipeline.buckets`   ids, length buckets and padding-waste figures
-- :mod:`pipeline.shards`    :class:`ShardWriter` and the memory-mapped :class:`ShardReader`
-- :mod:`pipeline.sampler`   :class:`LengthBucketSampler`
-- :mod:`pipeline.model`     the recurrent classifier (packed and fused fast paths)
-- :mod:`pipeline.train`, :mod:`pipeline.evaluate`, :mod:`pipeline.predict`
+- :mod:`pipeline.registry`   the stages: what each reads, writes and depends on
+- :mod:`pipeline.config`     one typed, checked config per params block (the only defaults)
+- :mod:`pipeline.params`     reading params.yaml and checking types and ranges
+- :mod:`pipeline.layout`     every artifact path, from the registry
+- :mod:`pipeline.schema`     split names and the class names artifacts carry
+- :mod:`pipeline.sources`    reading demo / local files / hub datasets
+- :mod:`pipeline.ingest`     stage ingest: clean, carve, write raw Parquet
+- :mod:`pipeline.tokenize`   stage tokenize: spaCy over all cores
+- :mod:`pipeline.vocab`      stage vocab: the frequency-capped :class:`Vocabulary`
+- :mod:`pipeline.vectors`    stage vectors: word2vec, and reading vectors files
+- :mod:`pipeline.buckets`    stage bucket: ids, length buckets, padding waste
+- :mod:`pipeline.shards`     stage shard: :class:`ShardWriter`, memory-mapped :class:`ShardReader`
+- :mod:`pipeline.sampler`    :class:`LengthBucketSampler` and batch collation
+- :mod:`pipeline.model`      the recurrent classifier (packed and fused fast paths)
+- :mod:`pipeline.checkpoint` device choice, building models, saving and loading model.pt
+- :mod:`pipeline.inference`  a model over a whole split (training's validation and evaluate)
+- :mod:`pipeline.train`      stage train: :class:`Trainer`
+- :mod:`pipeline.evaluate`   stage evaluate; :mod:`pipeline.report` renders report.md and plots
+- :mod:`pipeline.predict`    :class:`Predictor` for new text
 """
 
 __version__ = "0.1.0"

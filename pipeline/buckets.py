@@ -21,12 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .datasets import SPLITS
+from .config import BucketConfig
 from .errors import PipelineError
 from .fileio import atomic_dir, read_arrow, read_json, write_arrow, write_json
+from .schema import SPLITS
 from .vocab import UNK_ID, Vocabulary
-
-BUCKET_DEFAULTS = {"max_len": 0, "boundaries": 8, "batch_size": 32, "seed": 0}
 
 
 def bucket_boundaries(lengths: np.ndarray, spec: int | Sequence[int]) -> list[int]:
@@ -35,18 +34,15 @@ def bucket_boundaries(lengths: np.ndarray, spec: int | Sequence[int]) -> list[in
     ``spec`` is either an explicit increasing list of bounds (a last bucket for
     longer rows is added) or a number of buckets placed at length quantiles, so
     each holds about the same number of rows. The last bound is always the
-    longest length, so every row falls in a bucket.
+    longest length, so every row falls in a bucket. (:class:`BucketConfig`
+    checks ``spec``.)
     """
     lengths = np.asarray(lengths)
     longest = int(lengths.max()) if len(lengths) else 0
     if isinstance(spec, (list, tuple)):
         bounds = [int(b) for b in spec]
-        if not bounds or any(b <= 0 for b in bounds) or bounds != sorted(set(bounds)):
-            raise PipelineError(f"bucket.boundaries must be a strictly increasing list of positive lengths, got {list(spec)}")
     else:
         n = int(spec)
-        if n < 1:
-            raise PipelineError(f"bucket.boundaries must be a number of buckets >= 1 or a list of lengths, got {spec}")
         qs = np.quantile(lengths, np.arange(1, n + 1) / n, method="inverted_cdf") if len(lengths) else []
         bounds = sorted({int(q) for q in qs})
     bounds = [b for b in bounds if b < longest] + [max(longest, 1)]
@@ -114,12 +110,10 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
     return offsets
 
 
-def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, params: dict) -> dict:
+def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, cfg: BucketConfig) -> dict:
     tokens_dir = Path(tokens_dir)
     vocab = Vocabulary.load(vocab_path)
-    max_len = int(params["max_len"] or 0)
-    if max_len < 0:
-        raise PipelineError(f"bucket.max_len must be >= 0 (0 = no truncation), got {max_len}")
+    max_len = cfg.max_len
     encoded = {}
     stats: dict = {"splits": {}}
     for split in SPLITS:
@@ -129,8 +123,8 @@ def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | 
     if "train" not in encoded:
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
     train_lengths = encoded["train"].column("length").to_numpy()
-    bounds = bucket_boundaries(train_lengths, params["boundaries"])
-    batch_size, seed = int(params["batch_size"]), int(params["seed"])
+    bounds = bucket_boundaries(train_lengths, cfg.boundaries)
+    batch_size, seed = cfg.batch_size, cfg.seed
     with atomic_dir(out_dir) as tmp:
         for split, table in encoded.items():
             lengths = table.column("length").to_numpy()
@@ -145,6 +139,6 @@ def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | 
         stats["batch_size"] = batch_size
         write_json(tmp / "buckets.json", {"boundaries": bounds})
         upstream = {**read_json(tokens_dir / "params.json"), **read_json(Path(vocab_path).parent / "params.json")}
-        write_json(tmp / "params.json", {**upstream, "bucket": params})
+        write_json(tmp / "params.json", {**upstream, "bucket": cfg.content_params()})
         write_json(tmp / "metrics.json", stats)
     return stats

@@ -96,10 +96,17 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+ROWS_PER_BATCH = 8192
+
+
 def write_arrow(table: pa.Table, path: str | os.PathLike) -> None:
-    """Write an uncompressed Arrow IPC file (Feather v2), so readers can memory-map it."""
+    """Write an uncompressed Arrow IPC file (Feather v2), so readers can memory-map it.
+
+    Record batches hold ``ROWS_PER_BATCH`` rows whatever the input's chunking,
+    so equal tables give equal bytes.
+    """
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+        writer.write_table(table.combine_chunks(), max_chunksize=ROWS_PER_BATCH)
 
 
 def read_arrow(path: str | os.PathLike) -> pa.Table:

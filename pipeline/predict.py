@@ -1,15 +1,15 @@
 """Classify new text with a trained model, tokenized exactly as in training."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .checkpoint import load_checkpoint, model_from_checkpoint
+from .config import BucketConfig, TokenizeConfig
 from .errors import PipelineError
-from .tokenize import TOKENIZE_DEFAULTS, ParallelTokenizer, TextNormalizer
-from .train import load_checkpoint, model_from_checkpoint
+from .tokenize import ParallelTokenizer
 from .vocab import UNK_ID, Vocabulary
 
 
@@ -20,12 +20,9 @@ class Predictor:
         self.ckpt = load_checkpoint(model_path, vocab_path)
         self.vocab = Vocabulary.load(vocab_path)
         self.labels = list(self.ckpt["labels"])
-        pre = json.loads(self.ckpt.get("preprocess", "{}"))
-        tok = {**TOKENIZE_DEFAULTS, **pre.get("tokenize", {})}
-        self.max_len = int(pre.get("bucket", {}).get("max_len") or 0)
-        self.tokenizer = ParallelTokenizer(tok["lang"], tok["spacy_pipeline"],
-                                           TextNormalizer(tok["lowercase"], tok["strip_html"], tok["normalize_whitespace"]),
-                                           workers=1)
+        pre = self.ckpt["preprocess"]
+        self.max_len = BucketConfig.from_block(pre.get("bucket")).max_len
+        self.tokenizer = ParallelTokenizer.from_config(TokenizeConfig.from_block(pre.get("tokenize")), workers=1)
         self.model = model_from_checkpoint(self.ckpt, torch.device("cpu"))
 
     @torch.no_grad()

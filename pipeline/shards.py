@@ -25,20 +25,18 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from .datasets import SPLITS, read_labels
+from .config import ShardConfig
 from .errors import PipelineError
 from .fileio import atomic_dir, read_arrow, read_json, sha256_file, write_arrow, write_json
+from .schema import SPLITS, read_labels
 
 FORMAT = "textpipe-shards/1"
-SHARD_DEFAULTS = {"shard_size_mb": 64}
 
 
 class ShardWriter:
     """Writes one split as length-sorted shards of about ``target_bytes`` each."""
 
     def __init__(self, out_dir: str | Path, target_bytes: int):
-        if target_bytes <= 0:
-            raise PipelineError(f"shard.shard_size_mb must be > 0, got {target_bytes / 2**20}")
         self.out_dir = Path(out_dir)
         self.target_bytes = target_bytes
 
@@ -82,7 +80,7 @@ def _cut_points(cum_bytes: np.ndarray, target: int) -> list[int]:
     return cuts
 
 
-def shard_stage(ids_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, params: dict) -> dict:
+def shard_stage(ids_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, cfg: ShardConfig) -> dict:
     ids_dir = Path(ids_dir)
     tables = {s: read_arrow(ids_dir / f"{s}.arrow") for s in SPLITS if (ids_dir / f"{s}.arrow").exists()}
     if "train" not in tables:
@@ -90,7 +88,7 @@ def shard_stage(ids_dir: str | Path, vocab_path: str | Path, out_dir: str | Path
     bounds = read_json(ids_dir / "buckets.json")["boundaries"]
     vocab_lines = sum(1 for _ in open(vocab_path, encoding="utf-8"))
     with atomic_dir(out_dir) as tmp:
-        writer = ShardWriter(tmp, int(float(params["shard_size_mb"]) * 2**20))
+        writer = ShardWriter(tmp, max(1, int(cfg.shard_size_mb * 2**20)))
         splits = {s: writer.write_split(s, t) for s, t in tables.items()}
         manifest = {
             "format": FORMAT,
@@ -99,7 +97,7 @@ def shard_stage(ids_dir: str | Path, vocab_path: str | Path, out_dir: str | Path
             "boundaries": bounds,
             "vocab": {"sha256": sha256_file(vocab_path), "size": vocab_lines},
             "splits": splits,
-            "params": {**read_json(ids_dir / "params.json"), "shard": params},
+            "params": {**read_json(ids_dir / "params.json"), "shard": cfg.content_params()},
         }
         write_json(tmp / "manifest.json", manifest)
     return manifest

@@ -11,8 +11,15 @@ Output contract (``<out>/``)::
     <split>.arrow   Arrow IPC file, columns:
                       tokens (list<string>), label (int64), length (int32)
                     schema metadata b"textpipe.labels": class names
-    stats.json      per split: docs, tokens, empty_docs, seconds; tokens/s
-    params.json     the tokenize params
+                    written in record batches of ROWS_PER_BATCH rows, so the
+                    bytes do not depend on ``workers`` or ``chunk_size``
+    stats.json      per split: docs, tokens, empty_docs
+    params.json     the tokenize params that shape the tokens (not workers
+                    or chunk_size, which cannot change them)
+
+Timings (seconds, tokens/s, workers) are returned separately: the stage
+writes them to its DVC metrics file, outside the cached output, so a rerun
+that produces the same tokens has the same hash and DVC stops there.
 """
 from __future__ import annotations
 
@@ -28,22 +35,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from spacy.attrs import IS_SPACE, ORTH
 from tqdm.auto import tqdm
 
-from .datasets import SPLITS
+from .config import TokenizeConfig
 from .errors import PipelineError
 from .fileio import atomic_dir, write_arrow, write_json
-
-TOKENIZE_DEFAULTS = {
-    "lang": "en",
-    "spacy_pipeline": None,
-    "lowercase": True,
-    "strip_html": True,
-    "normalize_whitespace": True,
-    "workers": 0,
-    "chunk_size": 2000,
-}
+from .schema import SPLITS
 
 TOKENS_TYPE = pa.list_(pa.string())
 _HTML_TAG = re.compile(r"<[^>]{0,200}>")
@@ -95,6 +92,8 @@ def _tokenize_chunk(texts: Sequence[str]) -> pa.Array:
     come out as a numpy array, the chunk's distinct hashes are turned into
     strings once, and Arrow expands the dictionary in C++.
     """
+    from spacy.attrs import IS_SPACE, ORTH
+
     tokenizer, normalize = _WORKER["tokenizer"], _WORKER["normalizer"]
     docs = list(tokenizer.pipe((normalize(t) for t in texts), batch_size=256))
     if not docs:
@@ -115,6 +114,11 @@ def _tokenize_chunk(texts: Sequence[str]) -> pa.Array:
 
 class ParallelTokenizer:
     """Tokenize texts over ``workers`` processes, chunk by chunk, order preserved."""
+
+    @classmethod
+    def from_config(cls, cfg: TokenizeConfig, workers: int | None = None) -> "ParallelTokenizer":
+        normalizer = TextNormalizer(cfg.lowercase, cfg.strip_html, cfg.normalize_whitespace)
+        return cls(cfg.lang, cfg.spacy_pipeline, normalizer, cfg.workers if workers is None else workers, cfg.chunk_size)
 
     def __init__(self, lang: str = "en", spacy_pipeline: str | None = None, normalizer: TextNormalizer | None = None,
                  workers: int = 0, chunk_size: int = 2000):
@@ -150,17 +154,16 @@ class ParallelTokenizer:
         return pa.chunked_array(out, type=TOKENS_TYPE)
 
 
-def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, params: dict) -> dict:
-    """Tokenize every split in ``raw_dir`` (the ingest output) into ``out_dir``."""
+def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: TokenizeConfig) -> tuple[dict, dict]:
+    """Tokenize every split in ``raw_dir`` (the ingest output) into ``out_dir``; return (stats, timings)."""
     raw_dir = Path(raw_dir)
     splits = [s for s in SPLITS if (raw_dir / f"{s}.parquet").exists()]
     if "train" not in splits:
         raise PipelineError(f"{raw_dir} has no train.parquet; run `textpipe ingest` (or `dvc repro ingest`) first")
-    normalizer = TextNormalizer(params["lowercase"], params["strip_html"], params["normalize_whitespace"])
     stats: dict = {"splits": {}}
+    timings: dict = {"splits": {}}
     total_tokens, start = 0, time.perf_counter()
-    with ParallelTokenizer(params["lang"], params["spacy_pipeline"], normalizer, params["workers"], params["chunk_size"]) as tok, \
-            atomic_dir(out_dir) as tmp:
+    with ParallelTokenizer.from_config(cfg) as tok, atomic_dir(out_dir) as tmp:
         for split in splits:
             t0 = time.perf_counter()
             table = pq.read_table(raw_dir / f"{split}.parquet")
@@ -175,11 +178,12 @@ def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, params: dict) -> 
                 "docs": out.num_rows,
                 "tokens": n_tokens,
                 "empty_docs": int(pc.sum(pc.equal(lengths, 0)).as_py() or 0),
-                "seconds": round(time.perf_counter() - t0, 3),
             }
-        seconds = time.perf_counter() - start
-        stats.update(tokens=total_tokens, seconds=round(seconds, 3), tokens_per_second=round(total_tokens / max(seconds, 1e-9)),
-                     workers=tok.workers)
-        write_json(tmp / "params.json", {"tokenize": params})
+            timings["splits"][split] = {"seconds": round(time.perf_counter() - t0, 3)}
+        stats["tokens"] = total_tokens
+        write_json(tmp / "params.json", {"tokenize": cfg.content_params()})
         write_json(tmp / "stats.json", stats)
-    return stats
+    seconds = time.perf_counter() - start
+    timings.update(seconds=round(seconds, 3), tokens_per_second=round(total_tokens / max(seconds, 1e-9)),
+                   workers=tok.workers)
+    return stats, timings

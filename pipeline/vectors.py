@@ -21,14 +21,12 @@ Output contract (``<out>/``)::
     manifest.json  method, dim, words, vocab_sha256 (the vocabulary the rows
                    follow), sha256 of vectors.txt; written last
     stats.json     documents, tokens and skipped empty texts per source,
-                   vocabulary words covered, share of training tokens covered,
-                   seconds
+                   vocabulary words covered, share of training tokens covered
     params.json    the vectors params
 """
 from __future__ import annotations
 
 import os
-import time
 import zlib
 from pathlib import Path
 from typing import Any, Iterator
@@ -37,26 +35,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .datasets import FILE_BUILDERS, load_file
+from .config import TokenizeConfig, VectorsConfig
 from .errors import PipelineError
 from .fileio import atomic_dir, read_arrow, read_json, sha256_file, write_json
-from .tokenize import TOKENIZE_DEFAULTS, ParallelTokenizer, TextNormalizer
+from .sources import FILE_BUILDERS, load_file
+from .tokenize import ParallelTokenizer
 from .vocab import SPECIALS, Vocabulary
 
-VECTORS_DEFAULTS: dict[str, Any] = {
-    "method": "none",
-    "corpora": [],
-    "text_column": "text",
-    "dim": 128,
-    "algorithm": "skipgram",
-    "window": 5,
-    "min_count": 2,
-    "negative": 10,
-    "epochs": 5,
-    "workers": 0,
-    "seed": 0,
-}
-METHODS = ("none", "word2vec")
 ALGORITHMS = {"skipgram": 1, "cbow": 0}
 CORPUS_BUILDERS = {**FILE_BUILDERS, ".txt": "text"}
 FOLDER_SUFFIXES = tuple(ext for ext in CORPUS_BUILDERS if ext != ".json")
@@ -122,19 +107,13 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-def train_word2vec(sentences: TokenStream, params: dict) -> Any:
+def train_word2vec(sentences: TokenStream, cfg: VectorsConfig) -> Any:
     """gensim ``Word2Vec`` over ``sentences``; a progress bar per epoch. Bit-for-bit repeatable with ``workers: 1``."""
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
     from tqdm.auto import tqdm
 
-    algorithm = params["algorithm"]
-    if algorithm not in ALGORITHMS:
-        raise PipelineError(f"vectors.algorithm must be {' or '.join(ALGORITHMS)}, got {algorithm!r}")
-    for key in ("dim", "window", "min_count", "epochs"):
-        if int(params[key]) < 1:
-            raise PipelineError(f"vectors.{key} must be >= 1, got {params[key]}")
-    epochs = int(params["epochs"])
+    epochs = cfg.epochs
     bar = tqdm(total=epochs, desc="word2vec", unit="epoch", disable=None)
 
     class _Progress(CallbackAny2Vec):
@@ -143,9 +122,9 @@ def train_word2vec(sentences: TokenStream, params: dict) -> Any:
 
     try:
         return Word2Vec(
-            sentences, vector_size=int(params["dim"]), window=int(params["window"]), min_count=int(params["min_count"]),
-            sg=ALGORITHMS[algorithm], negative=int(params["negative"]), epochs=epochs,
-            workers=int(params["workers"]) or os.cpu_count() or 1, seed=int(params["seed"]), hashfxn=_stable_hash,
+            sentences, vector_size=cfg.dim, window=cfg.window, min_count=cfg.min_count,
+            sg=ALGORITHMS[cfg.algorithm], negative=cfg.negative, epochs=epochs,
+            workers=cfg.workers or os.cpu_count() or 1, seed=cfg.seed, hashfxn=_stable_hash,
             callbacks=[_Progress()],
         )
     finally:
@@ -165,16 +144,12 @@ def write_vectors(path: Path, vocab: Vocabulary, keyed: Any) -> int:
     return len(words)
 
 
-def vectors_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, params: dict) -> dict:
-    """Train vectors on the train split's tokens plus ``params['corpora']``, or record ``method: none``."""
-    params = {**VECTORS_DEFAULTS, **params}
-    method = params["method"]
-    if method not in METHODS:
-        raise PipelineError(f"vectors.method must be {' or '.join(METHODS)}, got {method!r}")
+def vectors_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, cfg: VectorsConfig) -> dict:
+    """Train vectors on the train split's tokens plus ``cfg.corpora``, or record ``method: none``."""
     tokens_dir, vocab_path = Path(tokens_dir), Path(vocab_path)
-    if method == "none":
+    if cfg.method == "none":
         with atomic_dir(out_dir) as tmp:
-            write_json(tmp / "params.json", {"vectors": params})
+            write_json(tmp / "params.json", {"vectors": cfg.content_params()})
             write_json(tmp / "stats.json", {"method": "none"})
             write_json(tmp / MANIFEST_FILE, {"method": "none"})
         return {"method": "none"}
@@ -182,42 +157,35 @@ def vectors_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str |
     if not (tokens_dir / "train.arrow").exists():
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
     vocab = Vocabulary.load(vocab_path)
-    start = time.perf_counter()
     train_tokens = read_arrow(tokens_dir / "train.arrow").column("tokens")
     arrays = [train_tokens]
     sources = [{"source": "train split", "docs": len(train_tokens), "tokens": len(pc.list_flatten(train_tokens))}]
-    corpora = params["corpora"] or []
-    if isinstance(corpora, str):
-        corpora = [corpora]
-    files = [f for entry in corpora for f in corpus_files(entry)]
+    files = [f for entry in cfg.corpora for f in corpus_files(entry)]
     if files:
-        tok_params = {**TOKENIZE_DEFAULTS, **read_json(tokens_dir / "params.json")["tokenize"]}
-        normalizer = TextNormalizer(tok_params["lowercase"], tok_params["strip_html"], tok_params["normalize_whitespace"])
-        with ParallelTokenizer(tok_params["lang"], tok_params["spacy_pipeline"], normalizer, tok_params["workers"],
-                               tok_params["chunk_size"]) as tokenizer:
+        tok_cfg = TokenizeConfig.from_block(read_json(tokens_dir / "params.json")["tokenize"])
+        with ParallelTokenizer.from_config(tok_cfg) as tokenizer:
             for path in files:
-                texts, skipped = read_corpus_text(path, params["text_column"])
+                texts, skipped = read_corpus_text(path, cfg.text_column)
                 tokens = tokenizer.tokenize(texts, desc=f"tokenize {path.name}")
                 arrays.append(tokens)
                 sources.append({"source": str(path), "sha256": sha256_file(path), "docs": len(texts),
                                 "tokens": len(pc.list_flatten(tokens)), "skipped_empty_text": skipped})
-    model = train_word2vec(TokenStream(arrays), params)
+    model = train_word2vec(TokenStream(arrays), cfg)
 
     counts = np.array(vocab.counts[len(SPECIALS):], dtype=np.float64)
     has_vector = np.array([w in model.wv.key_to_index for w in vocab.itos[len(SPECIALS):]])
     with atomic_dir(out_dir) as tmp:
         words = write_vectors(tmp / VECTORS_FILE, vocab, model.wv)
         stats = {
-            "method": method, "sources": sources, "tokens": sum(s["tokens"] for s in sources),
+            "method": cfg.method, "sources": sources, "tokens": sum(s["tokens"] for s in sources),
             "word2vec_words": len(model.wv), "vocab_words": len(vocab) - len(SPECIALS), "vocab_words_covered": words,
             "vocab_coverage": round(words / max(len(vocab) - len(SPECIALS), 1), 6),
             "train_token_coverage": round(float(counts[has_vector].sum() / max(counts.sum(), 1)), 6),
-            "seconds": round(time.perf_counter() - start, 2),
         }
-        write_json(tmp / "params.json", {"vectors": params})
+        write_json(tmp / "params.json", {"vectors": cfg.content_params()})
         write_json(tmp / "stats.json", stats)
         write_json(tmp / MANIFEST_FILE, {
-            "method": method, "dim": int(params["dim"]), "words": words, "format": "word2vec text",
+            "method": cfg.method, "dim": cfg.dim, "words": words, "format": "word2vec text",
             "file": VECTORS_FILE, "sha256": sha256_file(tmp / VECTORS_FILE), "vocab_sha256": sha256_file(vocab_path),
         })
     return stats
@@ -243,3 +211,37 @@ def trained_vectors(vectors_dir: str | Path | None, vocab_path: str | Path) -> P
         raise PipelineError(f"the vectors in {vectors_dir} were built for another vocabulary than {vocab_path}; "
                             "rerun `dvc repro vectors`")
     return path
+
+
+def pick_vectors(param: str | None, vectors_dir: str | Path | None, vocab_path: str | Path) -> Path | None:
+    """The vectors file to start the embedding from: ``train.vectors`` or the vectors stage's output, never both."""
+    trained = trained_vectors(vectors_dir, vocab_path)
+    if param and trained:
+        raise PipelineError(f"train.vectors is set and the vectors stage trained {trained}; keep one: "
+                            "set train.vectors: null or vectors.method: none")
+    return Path(param) if param else trained
+
+
+def load_vectors(path: str | Path, vocab: Vocabulary, dim: int) -> tuple[Any, int]:
+    """Rows of a GloVe / word2vec text file for the vocabulary as a torch matrix; returns (matrix, words covered)."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"train.vectors file {path} not found; give a GloVe/word2vec text file or null")
+    weights = torch.empty(len(vocab), dim).normal_(0, 0.1)
+    weights[0] = 0
+    covered = 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.rstrip().split(" ")
+            if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue  # word2vec header: "<count> <dim>"
+            if len(parts) != dim + 1:
+                raise PipelineError(f"{path}:{lineno} has {len(parts) - 1} values but train.embed_dim is {dim}; "
+                                    "make them match (vectors.dim for trained vectors)")
+            idx = vocab.stoi.get(parts[0])
+            if idx is not None and idx > 1:
+                weights[idx] = torch.tensor([float(v) for v in parts[1:]])
+                covered += 1
+    return weights, covered

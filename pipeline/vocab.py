@@ -20,14 +20,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .datasets import SPLITS
+from .config import VocabConfig
 from .errors import PipelineError
 from .fileio import atomic_dir, atomic_path, read_arrow, sha256_file, write_json
+from .schema import SPLITS
 
 PAD, UNK = "<pad>", "<unk>"
 SPECIALS = (PAD, UNK)
 PAD_ID, UNK_ID = 0, 1
-VOCAB_DEFAULTS = {"min_freq": 2, "max_size": 30000}
 
 
 class Vocabulary:
@@ -41,6 +41,8 @@ class Vocabulary:
         self.itos = list(tokens)
         self.counts = [int(c) for c in counts]
         self.stoi = {t: i for i, t in enumerate(self.itos)}
+        # What text maps to: a literal "<pad>" in the text is an unknown word, never padding.
+        self._lookup = {t: i for t, i in self.stoi.items() if i != PAD_ID}
         self._arrow = pa.array(self.itos, pa.string())
 
     def __len__(self) -> int:
@@ -50,10 +52,12 @@ class Vocabulary:
         return token in self.stoi
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
-        return [self.stoi.get(t, UNK_ID) for t in tokens]
+        """Ids of text tokens; unknown tokens (and a literal ``<pad>``) become ``<unk>``."""
+        lookup = self._lookup
+        return [lookup.get(t, UNK_ID) for t in tokens]
 
     def encode_arrow(self, tokens: pa.Array | pa.ChunkedArray) -> pa.Array:
-        """Map a flat string array to int32 ids in C++; unknown tokens become ``<unk>``."""
+        """:meth:`encode` for a flat string array, in C++: unknown tokens and ``<pad>`` become ``<unk>``."""
         index = pc.fill_null(pc.index_in(tokens, value_set=self._arrow), UNK_ID)
         # A literal "<pad>" in the text is an unknown word, never padding.
         return pc.if_else(pc.equal(index, PAD_ID), UNK_ID, index).cast(pa.int32())
@@ -92,12 +96,8 @@ def build_vocab(tokens: pa.ChunkedArray, min_freq: int = 1, max_size: int = 0,
                 counted: tuple[list[str], np.ndarray] | None = None) -> Vocabulary:
     """Specials, then tokens with count >= ``min_freq`` by count desc then token, capped at ``max_size`` ids in all.
 
-    ``max_size`` counts the specials; 0 means no cap.
+    ``max_size`` counts the specials; 0 means no cap (:class:`VocabConfig` checks both).
     """
-    if min_freq < 1:
-        raise PipelineError(f"vocab.min_freq must be >= 1, got {min_freq}")
-    if max_size and max_size <= len(SPECIALS):
-        raise PipelineError(f"vocab.max_size must exceed {len(SPECIALS)} (the specials) or be 0 for no cap, got {max_size}")
     words, counts = counted if counted is not None else count_tokens(tokens)
     ranked = sorted((w for w, c in zip(words, counts) if c >= min_freq and w not in SPECIALS),
                     key=lambda w: w)  # stable secondary key
@@ -116,14 +116,14 @@ def unk_rate(vocab: Vocabulary, tokens: pa.ChunkedArray) -> dict:
     return {"tokens": total, "unk_tokens": unknown, "unk_rate": round(unknown / total, 6) if total else 0.0}
 
 
-def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, params: dict) -> dict:
+def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, cfg: VocabConfig) -> dict:
     """Build the vocabulary from ``<tokens_dir>/train.arrow`` and report OOV rates per split."""
     tokens_dir = Path(tokens_dir)
     if not (tokens_dir / "train.arrow").exists():
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
     train = read_arrow(tokens_dir / "train.arrow").column("tokens")
     words, counts = count_tokens(train)
-    vocab = build_vocab(train, int(params["min_freq"]), int(params["max_size"]), counted=(words, counts))
+    vocab = build_vocab(train, cfg.min_freq, cfg.max_size, counted=(words, counts))
     kept = len(vocab) - len(SPECIALS)
     metrics = {
         "size": len(vocab),
@@ -140,6 +140,6 @@ def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, params: dict) -> di
     with atomic_dir(out_dir) as tmp:
         vocab.save(tmp / "vocab.tsv")
         metrics["sha256"] = sha256_file(tmp / "vocab.tsv")
-        write_json(tmp / "params.json", {"vocab": params})
+        write_json(tmp / "params.json", {"vocab": cfg.content_params()})
         write_json(tmp / "metrics.json", metrics)
     return metrics

@@ -1,23 +1,21 @@
-"""The `textpipe` console script: one subcommand per stage.
+"""The `textpipe` console script: one subcommand per stage, in pipeline order, plus tools.
 
-Subcommands are imported only when called, so `textpipe ingest` does not pay
-for importing torch and `textpipe --help` is instant.
+Subcommands are imported only when called, so `textpipe --help` is instant and
+`textpipe ingest` does not pay for importing torch. Every user error, ours or
+click's, is one line on stderr, `Error: <what is wrong; what to do>`, exit 2.
 """
+from __future__ import annotations
+
 import importlib
+import sys
 
 import click
 
-COMMANDS = {
-    "ingest": "Load a dataset into raw Parquet splits.",
-    "tokenize": "spaCy-tokenize the raw splits over all cores.",
-    "vocab": "Build the frequency-capped vocabulary.",
-    "vectors": "Train word vectors on unlabelled text (optional).",
-    "bucket": "Map tokens to ids, length buckets, padding waste.",
-    "shard": "Write length-sorted Arrow shards and manifest.json.",
-    "train": "Train the classifier on the shards.",
-    "evaluate": "Metrics, plots and report.md.",
-    "predict": "Classify new text with the trained model.",
-}
+from pipeline.errors import PipelineError
+from pipeline.registry import STAGES, TOOLS
+
+COMMANDS = {**{s.name: s.help for s in STAGES}, **TOOLS}
+USER_ERROR = 2
 
 
 class LazyGroup(click.Group):
@@ -42,3 +40,29 @@ def cli() -> None:
     `dvc repro` runs every stage in order; `textpipe <stage>` runs one by hand
     with the same params.yaml.
     """
+
+
+def one_line(message: str) -> str:
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI, turning every user error into one `Error:` line."""
+    try:
+        code = cli.main(args=args, prog_name="textpipe", standalone_mode=False)
+    except PipelineError as exc:
+        click.echo(f"Error: {one_line(exc)}", err=True)
+        sys.exit(USER_ERROR)
+    except click.UsageError as exc:
+        words = sys.argv[1:] if args is None else args
+        command = next((w for w in words if not w.startswith("-")), None)
+        where = f"textpipe {command} --help" if command in COMMANDS else "textpipe --help"
+        click.echo(f"Error: {one_line(exc.format_message()).rstrip('.')}; see `{where}`", err=True)
+        sys.exit(USER_ERROR)
+    except click.ClickException as exc:
+        click.echo(f"Error: {one_line(exc.format_message())}", err=True)
+        sys.exit(USER_ERROR)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

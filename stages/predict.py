@@ -1,26 +1,29 @@
 """`textpipe predict`: classify new text with the dataset's trained model."""
 import json
 import sys
+from pathlib import Path
 
 import click
 
+from pipeline.config import DatasetConfig
 from pipeline.errors import PipelineError
-from pipeline.predict import Predictor
+from pipeline.layout import MODEL_FILE, model_file, vocab_file
+from pipeline.params import load_params
 
-from .common import params_option, path_or_default, read_blocks, user_errors
+from .common import params_option
 
 
 @click.command("predict")
 @params_option
 @click.argument("texts", nargs=-1)
 @click.option("--file", "file_", type=click.File("r", encoding="utf-8"), help="one text per line ('-' for stdin)")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="[artifacts/<dataset>/model]")
-@click.option("--vocab", type=click.Path(dir_okay=False), help="[artifacts/<dataset>/vocab/vocab.tsv]")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="model folder [the dataset's, from params]")
+@click.option("--vocab", type=click.Path(dir_okay=False), help="vocabulary file [the dataset's, from params]")
 @click.option("--json", "as_json", is_flag=True, help="print JSON lines instead of a table")
-@user_errors
 def main(params_path, texts, file_, model_dir, vocab, as_json) -> None:
     """Print the label and class probabilities of each TEXT (or each line of --file / stdin)."""
-    dataset, _ = read_blocks(params_path, "predict", {})
+    from pipeline.predict import Predictor
+
     items = list(texts)
     if file_ is not None:
         items += [line.rstrip("\n") for line in file_ if line.strip()]
@@ -28,8 +31,13 @@ def main(params_path, texts, file_, model_dir, vocab, as_json) -> None:
         items += [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not items:
         raise PipelineError("no text to classify; pass text as arguments, --file FILE, or pipe it on stdin")
-    model = path_or_default(model_dir, dataset, "train") / "model.pt"
-    predictor = Predictor(model, path_or_default(vocab, dataset, "vocab", "vocab.tsv"))
+    if model_dir and vocab:
+        model, vocab_path = Path(model_dir) / MODEL_FILE, Path(vocab)
+    else:
+        name = DatasetConfig.from_block(load_params(params_path).get("dataset")).name
+        model = Path(model_dir) / MODEL_FILE if model_dir else model_file(name)
+        vocab_path = Path(vocab) if vocab else vocab_file(name)
+    predictor = Predictor(model, vocab_path)
     failed = 0
     for r in predictor.predict(items):
         if as_json:
@@ -43,6 +51,3 @@ def main(params_path, texts, file_, model_dir, vocab, as_json) -> None:
     if failed:
         click.echo(f"warning: {failed} text(s) could not be classified (empty or all words unknown)", err=True)
 
-
-if __name__ == "__main__":
-    main()

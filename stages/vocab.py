@@ -1,25 +1,18 @@
 """`textpipe vocab`: build the frequency-capped vocabulary from the training split."""
 import click
 
-from pipeline.vocab import VOCAB_DEFAULTS, vocab_stage
 from pipeline.fileio import write_json
+from pipeline.layout import metrics_file, stage_dir
+from pipeline.vocab import vocab_stage
 
-from .common import echo_json, metrics_default, params_option, path_or_default, read_blocks, user_errors
+from .common import echo_json, params_option, stage_configs
 
 
 @click.command("vocab")
 @params_option
-@click.option("--tokens", type=click.Path(file_okay=False), help="tokenize output [artifacts/<dataset>/tokens]")
-@click.option("--out", type=click.Path(file_okay=False), help="output folder [artifacts/<dataset>/vocab]")
-@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), help="DVC metrics file [artifacts/metrics/vocab.json]")
-@user_errors
-def main(params_path: str, tokens: str | None, out: str | None, metrics_path: str | None) -> None:
-    """Write <out>/vocab.tsv and metrics.json (coverage, % replaced by <unk> per split)."""
-    dataset, block = read_blocks(params_path, "vocab", VOCAB_DEFAULTS)
-    metrics = vocab_stage(path_or_default(tokens, dataset, "tokenize"), path_or_default(out, dataset, "vocab"), block)
-    write_json(metrics_path or metrics_default("vocab"), metrics)
+def main(params_path: str) -> None:
+    """Write artifacts/<dataset>/vocab/vocab.tsv and coverage / % <unk> per split."""
+    dataset, cfg = stage_configs(params_path, "vocab")
+    metrics = vocab_stage(stage_dir(dataset.name, "tokenize"), stage_dir(dataset.name, "vocab"), cfg["vocab"])
+    write_json(metrics_file("vocab"), metrics)
     echo_json({"size": metrics["size"], "unk_rate": {s: m["unk_rate"] for s, m in metrics["splits"].items()}})
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,5 @@
+"""Environment and shared fixtures; helper functions live in tests/helpers.py."""
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,24 +13,23 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 for key, value in (("GIT_AUTHOR_NAME", "textpipe tests"), ("GIT_AUTHOR_EMAIL", "tests@textpipe.invalid"),
                    ("GIT_COMMITTER_NAME", "textpipe tests"), ("GIT_COMMITTER_EMAIL", "tests@textpipe.invalid")):
     os.environ.setdefault(key, value)
+# The console scripts of this environment (textpipe, dvc) must be found by subprocesses.
+os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 
-REPO = Path(__file__).resolve().parent.parent
-ALL_STAGES = ["ingest", "tokenize", "vocab", "vectors", "bucket", "shard", "train", "evaluate"]  # as `dvc repro` runs them
-PIPELINE_EDGES = [("ingest", "tokenize"), ("tokenize", "vocab"), ("vocab", "vectors"), ("vocab", "bucket"),
-                  ("bucket", "shard"), ("shard", "train"), ("vectors", "train"), ("train", "evaluate")]
-SHARED = Path(os.environ.get("TEXTPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
+from .helpers import REPO, run_all  # noqa: E402
 
 
-def shared_dataset(name: str) -> Path:
-    path = SHARED / name
-    if not path.is_dir():
-        pytest.skip(f"real dataset {path} not present (set TEXTPIPE_SHARED_DATA or place ../shared/data beside the repo)")
-    return path
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The demo corpus through ingest -> shard once (single worker), shared read-only by many tests."""
+    root = tmp_path_factory.mktemp("demo")
+    run_all(root, tokenize={"workers": 1})
+    return root
 
 
 @pytest.fixture
 def write_params(tmp_path):
-    """Write a params.yaml built from the repo's defaults with overrides per block."""
+    """Write a params.yaml built from the repo's with overrides per block."""
     import yaml
 
     base = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -45,50 +43,3 @@ def write_params(tmp_path):
         return path
 
     return _write
-
-
-def run_cli(*args, cwd=None, check=True):
-    """Run the textpipe console script as a user would."""
-    exe = shutil.which("textpipe") or str(Path(sys.executable).parent / "textpipe")
-    proc = subprocess.run([exe, *map(str, args)], cwd=cwd, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"textpipe {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-# The console scripts of this environment (textpipe, dvc) must be found by subprocesses.
-os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".gitignore", "pipeline", "stages")
-
-
-def make_project(dest: Path) -> Path:
-    """A fresh git + DVC project holding this repo's pipeline, as a user's clone would."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        src = REPO / name
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, target)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=dest, check=True)
-    return dest
-
-
-def dvc(*args, cwd, check=True):
-    proc = subprocess.run(["dvc", *map(str, args)], cwd=cwd, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def ran_stages(output: str) -> list[str]:
-    """Stage names DVC says it ran (not skipped, not restored) in `dvc repro`/`exp run` output."""
-    import re
-
-    return re.findall(r"Running stage '([^']+)'", output)

@@ -19,8 +19,12 @@ def test_explicit_boundaries_get_a_last_bucket_for_longer_rows():
     bounds = bucket_boundaries(lengths, [5, 10])
     assert bounds == [5, 10, 30]
     assert assign_buckets(lengths, bounds).tolist() == [0, 0, 1, 2, 2]
-    with pytest.raises(PipelineError, match="increasing"):
-        bucket_boundaries(lengths, [10, 5])
+    from pipeline.config import BucketConfig
+
+    with pytest.raises(PipelineError, match=r"^bucket.boundaries must be a strictly increasing list of positive lengths, got \[10, 5\]$"):
+        BucketConfig.from_block({"boundaries": [10, 5]})
+    with pytest.raises(PipelineError, match="^bucket.boundaries must be a number of buckets >= 1"):
+        BucketConfig.from_block({"boundaries": 0})
 
 
 def test_padding_waste_exact_values():

@@ -6,7 +6,7 @@ import time
 import pytest
 import yaml
 
-from .conftest import ALL_STAGES, PIPELINE_EDGES, dvc, make_project, ran_stages, run_cli
+from .helpers import ALL_STAGES, PIPELINE_EDGES, code_closure, dvc, make_project, ran_stages, run_cli
 
 ALL = ALL_STAGES
 QUICK_TRAIN = {"epochs": 2, "embed_dim": 16, "hidden_size": 16, "patience": 0}
@@ -50,11 +50,59 @@ def test_repro_runs_everything_then_nothing(project):
     ("vectors", {"method": "word2vec", "epochs": 1}, ["vectors", "train", "evaluate"]),
     ("vocab", {"max_size": 100}, ["vocab", "vectors", "bucket", "shard", "train", "evaluate"]),
     ("tokenize", {"lowercase": False}, ["tokenize", "vocab", "vectors", "bucket", "shard", "train", "evaluate"]),
+    # same tokens, same bytes: tokenize reruns and DVC stops there
+    ("tokenize", {"workers": 1, "chunk_size": 333}, ["tokenize"]),
 ])
 def test_param_change_reruns_exactly_downstream(project, block, change, expected):
     dvc("repro", cwd=project)
     set_params(project, **{block: change})
-    assert ran_stages(dvc("repro", cwd=project).stdout) == expected
+    # `check` reads every block, so it reruns first whenever a param changes (its output stays the same)
+    assert ran_stages(dvc("repro", cwd=project).stdout) == ["check", *expected]
+
+
+@pytest.mark.slow
+def test_editing_a_module_reruns_every_stage_that_imports_it(project):
+    dvc("repro", cwd=project)
+    module = project / "pipeline" / "vocab.py"
+    original = module.read_text()
+    module.write_text(original + "\n# an edit that changes nothing the stages write\n")
+    try:
+        importers = [s for s in ALL if "pipeline/vocab.py" in code_closure(f"stages.{s}")]
+        assert "bucket" in importers and "shard" not in importers
+        assert ran_stages(dvc("repro", cwd=project).stdout) == importers
+    finally:
+        module.write_text(original)
+        dvc("repro", cwd=project)
+
+
+@pytest.mark.slow
+def test_unsafe_dataset_names_stop_dvc_repro_with_one_line(project):
+    dvc("repro", cwd=project)
+    for folder in ("eval", "raw"):  # a user's own folders where `..` would point DVC
+        (project / folder).mkdir(exist_ok=True)
+        (project / folder / "notes.txt").write_text("mine\n")
+    before = sorted(p.name for p in project.iterdir())
+    artifacts = sorted(p.name for p in (project / "artifacts").iterdir())
+    original = (project / "params.yaml").read_text()
+    try:
+        for name in ("..", "x;echo INJECTED>injected.txt;#", "a$(touch pwned)", "b`touch pwned2`", "/tmp/abs", "my data"):
+            set_params(project, dataset={"name": name})
+            proc = dvc("repro", cwd=project, check=False)
+            out = proc.stdout + proc.stderr
+            assert proc.returncode != 0 and ran_stages(out) == ["check"], out
+            errors = [line for line in out.splitlines() if line.startswith("Error:")]
+            assert errors == [f"Error: dataset.name {name!r} is not a safe folder name; use letters, digits, '_', '-' "
+                              "and '.' (not first), at most 100 characters, e.g. 'imdb' or 'tickets-2024'"], out
+            assert "Traceback" not in out
+            assert sorted(p.name for p in project.iterdir()) == before, name
+            # DVC removes the check stage's own stamp before running it; nothing else under artifacts/ changes
+            now = sorted(p.name for p in (project / "artifacts").iterdir())
+            assert now == [a for a in artifacts if a != "check.json"], name
+            assert not (project / "injected.txt").exists() and not (project / "pwned").exists()
+        for folder in ("eval", "raw"):
+            assert (project / folder / "notes.txt").read_text() == "mine\n"
+    finally:
+        (project / "params.yaml").write_text(original)
 
 
 @pytest.mark.slow

@@ -4,14 +4,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.datasets import DATASET_DEFAULTS, ingest, resolve_dataset, stratified_split
+from pipeline.config import DatasetConfig, IngestConfig
 from pipeline.errors import PipelineError
+from pipeline.ingest import ingest, stratified_split
 
-from .conftest import run_cli, shared_dataset
+from .helpers import run_cli, shared_dataset
 
 
 def cfg(**kw):
-    return resolve_dataset({**DATASET_DEFAULTS, **kw})
+    return DatasetConfig.from_block(kw).resolve()
 
 
 def write_csv(folder, name, text, encoding="utf-8"):
@@ -41,7 +42,7 @@ def test_csv_string_labels_empty_text_counted_and_dropped(tmp_path):
     t = pq.read_table(tmp_path / "raw" / "train.parquet")
     assert t.column("text").to_pylist() == ["good film", "bad film", "fine"]
     assert t.column("label").to_pylist() == [1, 0, 1]
-    kept = ingest(c, tmp_path / "raw2", empty_text="keep")
+    kept = ingest(c, tmp_path / "raw2", IngestConfig(empty_text="keep"))
     assert kept["rows"]["train"] == 5 and kept["dropped"]["train"]["kept_empty_text"] == 2
 
 
@@ -80,8 +81,12 @@ def test_unreadable_type_and_missing_train(tmp_path):
         cfg(name="nosuch")
 
 
-@pytest.mark.parametrize("name,message", [("a/b", "plain name"), ("metrics", "taken by artifacts/metrics/"),
-                                          ("plots", "taken by artifacts/plots/")])
+@pytest.mark.parametrize("name,message", [
+    ("a/b", "not a safe folder name"), ("..", "not a safe folder name"), (".", "not a safe folder name"),
+    ("/abs", "not a safe folder name"), ("my data", "not a safe folder name"), (".hidden", "not a safe folder name"),
+    ("x;echo hi", "not a safe folder name"), ("$(id)", "not a safe folder name"), ("a`id`", "not a safe folder name"),
+    ("", "not a safe folder name"), ("x" * 101, "not a safe folder name"),
+    ("metrics", "taken by artifacts/metrics/"), ("plots", "taken by artifacts/plots/")])
 def test_dataset_names_that_would_clash_with_artifact_paths(name, message):
     with pytest.raises(PipelineError, match=message):
         cfg(name=name, source="files", path="x")
@@ -100,9 +105,11 @@ def test_stratified_split_is_reproducible_and_stratified():
 
 def test_cli_error_is_one_line_without_traceback(tmp_path, write_params):
     params = write_params(dataset={"name": "x", "source": "files", "path": str(tmp_path / "missing")})
-    proc = run_cli("ingest", "--params", params, "--out", tmp_path / "o", check=False)
+    proc = run_cli("ingest", "--params", params, cwd=tmp_path, check=False)
     assert proc.returncode == 2
-    assert "is not a folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr == f"Error: dataset.path {tmp_path / 'missing'} is not a folder; it must hold train.* " \
+                          "(and optionally validation.*, test.*)\n"
+    assert not (tmp_path / "artifacts" / "x" / "raw").exists()
 
 
 def test_shared_sst2_ingests_real_counts(tmp_path):

@@ -5,24 +5,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.buckets import BUCKET_DEFAULTS, bucket_stage
-from pipeline.datasets import DATASET_DEFAULTS, ingest, resolve_dataset
+from pipeline.config import TokenizeConfig
 from pipeline.errors import PipelineError
-from pipeline.shards import SHARD_DEFAULTS, ShardReader, shard_stage
 from pipeline.fileio import read_arrow, sha256_file
-from pipeline.tokenize import TOKENIZE_DEFAULTS, TextNormalizer, tokenize_dataset
-from pipeline.vocab import VOCAB_DEFAULTS, Vocabulary, vocab_stage
+from pipeline.shards import ShardReader
+from pipeline.tokenize import TextNormalizer, tokenize_dataset
+from pipeline.vocab import Vocabulary
 
-from .conftest import shared_dataset
-
-
-def run_all(root, dataset=None, tokenize=None, vocab=None, bucket=None, shard=None, max_rows=0):
-    cfg = resolve_dataset({**DATASET_DEFAULTS, **(dataset or {})})
-    ingest(cfg, root / "raw", max_rows=max_rows)
-    tokenize_dataset(root / "raw", root / "tokens", {**TOKENIZE_DEFAULTS, **(tokenize or {})})
-    vocab_stage(root / "tokens", root / "vocab", {**VOCAB_DEFAULTS, **(vocab or {})})
-    bucket_stage(root / "tokens", root / "vocab" / "vocab.tsv", root / "ids", {**BUCKET_DEFAULTS, **(bucket or {})})
-    return shard_stage(root / "ids", root / "vocab" / "vocab.tsv", root / "shards", {**SHARD_DEFAULTS, **(shard or {})})
+from .helpers import run_all, shared_dataset
 
 
 def test_normalizer():
@@ -36,11 +26,12 @@ def test_demo_pipeline_contents_round_trip(tmp_path):
     raw = pq.read_table(tmp_path / "raw" / "train.parquet")
     tokens = read_arrow(tmp_path / "tokens" / "train.arrow")
     assert tokens.num_rows == raw.num_rows
-    # parallel tokenization equals a single process, row for row
-    single = tokenize_dataset(tmp_path / "raw", tmp_path / "tokens1", {**TOKENIZE_DEFAULTS, "workers": 1})
-    assert read_arrow(tmp_path / "tokens1" / "train.arrow").equals(tokens)
-    stats = json.loads((tmp_path / "tokens" / "stats.json").read_text())
-    assert stats["splits"]["train"]["tokens"] == single["splits"]["train"]["tokens"] == sum(tokens.column("length").to_pylist())
+    # one process with another chunk size writes the same bytes: workers and chunk_size are not content
+    stats, timings = tokenize_dataset(tmp_path / "raw", tmp_path / "tokens1", TokenizeConfig(workers=1, chunk_size=2000))
+    for name in ("train.arrow", "validation.arrow", "test.arrow", "stats.json", "params.json"):
+        assert (tmp_path / "tokens1" / name).read_bytes() == (tmp_path / "tokens" / name).read_bytes(), name
+    assert stats["splits"]["train"]["tokens"] == sum(tokens.column("length").to_pylist())
+    assert timings["workers"] == 1 and "seconds" not in json.dumps(stats)
 
     vocab = Vocabulary.load(tmp_path / "vocab" / "vocab.tsv")
     reader = ShardReader(tmp_path / "shards", vocab_path=tmp_path / "vocab" / "vocab.tsv")
@@ -55,7 +46,7 @@ def test_demo_pipeline_contents_round_trip(tmp_path):
     lengths = table.column("length").to_pylist()
     assert lengths == sorted(lengths) and table.num_rows == raw.num_rows
     order = np.argsort(tokens.column("length").to_numpy(), kind="stable")
-    expected = [vocab.encode(tokens.column("tokens")[int(i)].as_py()[:400]) for i in order]
+    expected = [vocab.encode(tokens.column("tokens")[int(i)].as_py()) for i in order]
     assert table.column("ids").to_pylist() == expected
     assert table.column("label").to_pylist() == [raw.column("label")[int(i)].as_py() for i in order]
     split = reader.split("train")
@@ -63,14 +54,29 @@ def test_demo_pipeline_contents_round_trip(tmp_path):
     assert reader.labels == ["neg", "pos"] and set(reader.splits) == {"train", "validation", "test"}
 
 
-def test_reader_refuses_corrupt_shard_and_wrong_vocab(tmp_path):
-    run_all(tmp_path, tokenize={"workers": 1})
+def test_max_len_truncates_in_the_pipeline(demo, tmp_path):
+    from pipeline.buckets import bucket_stage
+    from pipeline.config import BucketConfig
+
+    stats = bucket_stage(demo / "tokens", demo / "vocab" / "vocab.tsv", tmp_path / "ids", BucketConfig(max_len=6))
+    tokens = read_arrow(demo / "tokens" / "train.arrow").column("tokens").to_pylist()
+    vocab = Vocabulary.load(demo / "vocab" / "vocab.tsv")
+    ids = read_arrow(tmp_path / "ids" / "train.arrow")
+    assert ids.column("ids").to_pylist() == [vocab.encode(t[:6]) for t in tokens]
+    assert ids.column("length").to_pylist() == [min(len(t), 6) for t in tokens]
+    assert stats["splits"]["train"]["truncated"] == sum(len(t) > 6 for t in tokens) > 0
+    assert stats["boundaries"][-1] == 6
+
+
+def test_reader_refuses_corrupt_shard_and_wrong_vocab(demo, tmp_path):
+    import shutil
+
+    shutil.copytree(demo / "shards", tmp_path / "shards")
     other = tmp_path / "other.tsv"
     other.write_text("<pad>\t0\n<unk>\t0\nx\t1\n")
     with pytest.raises(PipelineError, match="is not the one the shards were built with"):
         ShardReader(tmp_path / "shards", vocab_path=other)
     shard = tmp_path / "shards" / "train-00000.arrow"
-    shard.chmod(0o644)
     data = bytearray(shard.read_bytes())
     data[200] ^= 0xFF
     shard.write_bytes(bytes(data))
@@ -78,25 +84,29 @@ def test_reader_refuses_corrupt_shard_and_wrong_vocab(tmp_path):
         ShardReader(tmp_path / "shards")
 
 
-def test_two_runs_are_byte_identical(tmp_path):
-    a = run_all(tmp_path / "a", tokenize={"workers": 2, "chunk_size": 500})
-    b = run_all(tmp_path / "b", tokenize={"workers": 2, "chunk_size": 500})
-    assert a == b
-    assert (tmp_path / "a/vocab/vocab.tsv").read_bytes() == (tmp_path / "b/vocab/vocab.tsv").read_bytes()
-    for split in a["splits"].values():
-        for s in split["shards"]:
-            assert (tmp_path / "a/shards" / s["file"]).read_bytes() == (tmp_path / "b/shards" / s["file"]).read_bytes()
+def test_runs_are_byte_identical_whatever_the_workers(demo, tmp_path):
+    run_all(tmp_path / "b", tokenize={"workers": 2, "chunk_size": 500})
+    a_files = sorted(p.relative_to(demo) for p in demo.rglob("*") if p.is_file())
+    b_files = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert a_files == b_files and len(a_files) >= 20
+    for rel in a_files:
+        assert (demo / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
 
 
-def test_vocab_metrics_and_padding_waste_on_demo(tmp_path):
-    run_all(tmp_path, tokenize={"workers": 1}, vocab={"max_size": 50})
-    metrics = json.loads((tmp_path / "vocab" / "metrics.json").read_text())
+def test_vocab_metrics_and_padding_waste_on_demo(demo, tmp_path):
+    from pipeline.config import VocabConfig
+    from pipeline.vocab import vocab_stage
+
+    metrics = vocab_stage(demo / "tokens", tmp_path / "vocab", VocabConfig(max_size=50))
     assert metrics["size"] == 50
     vocab = Vocabulary.load(tmp_path / "vocab" / "vocab.tsv")
     assert len(vocab) == 50 and vocab.counts[2:] == sorted(vocab.counts[2:], reverse=True)
     for split, m in metrics["splits"].items():
-        assert 0 < m["unk_rate"] < 1 and m["coverage"] == round(1 - m["unk_rate"], 6)
-    ids = json.loads((tmp_path / "ids" / "metrics.json").read_text())
+        flat = [t for doc in read_arrow(demo / "tokens" / f"{split}.arrow").column("tokens").to_pylist() for t in doc]
+        unknown = sum(t not in vocab.stoi for t in flat)
+        assert (m["tokens"], m["unk_tokens"]) == (len(flat), unknown) and unknown > 0
+        assert m["unk_rate"] == round(unknown / len(flat), 6) and m["coverage"] == round(1 - m["unk_rate"], 6)
+    ids = json.loads((demo / "ids" / "metrics.json").read_text())
     for m in ids["splits"].values():
         assert m["padding_waste_bucketed"] < m["padding_waste_random"]
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from .conftest import ALL_STAGES, PIPELINE_EDGES, REPO, SHARED, dvc, make_project, ran_stages
+from .helpers import ALL_STAGES, PIPELINE_EDGES, REPO, SHARED, dvc, make_project, ran_stages
 
 ALL = ALL_STAGES
 SLICE_ROWS = 240  # rows per split file of the ../shared/data stand-ins (half per class)
@@ -101,7 +101,7 @@ def _checks(project: Path) -> dict:
         assert ran_stages(out) == [] and "up to date" in out, out
 
     def lr_change(out: str) -> None:
-        assert ran_stages(out) == ["train", "evaluate"], out
+        assert ran_stages(out) == ["check", "train", "evaluate"], out
 
     def real_dataset(name: str, split: str):
         def check(out: str) -> None:
@@ -148,7 +148,7 @@ def _checks(project: Path) -> dict:
 
     def sst2_with_vectors(out: str) -> None:
         # tokens, vocab and shards come back from the run-cache; only the vectors change
-        assert ran_stages(out) == ["vectors", "train", "evaluate"], out
+        assert ran_stages(out) == ["check", "vectors", "train", "evaluate"], out
         stats = json.loads((art / "sst2" / "vectors" / "stats.json").read_text())
         assert [Path(s["source"]).name for s in stats["sources"]] == ["train split", "test.parquet", "train.parquet"]
         assert stats["vocab_words_covered"] > 0

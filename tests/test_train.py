@@ -6,103 +6,133 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.checkpoint import load_checkpoint
+from pipeline.config import EvaluateConfig, TrainConfig
 from pipeline.errors import PipelineError
-from pipeline.evaluate import EVALUATE_DEFAULTS, classification_metrics, evaluate_stage
+from pipeline.evaluate import classification_metrics, evaluate_stage, pick_examples
 from pipeline.predict import Predictor
-from pipeline.train import Trainer, load_checkpoint
+from pipeline.train import Trainer
 
-from .conftest import run_cli
-from .test_preprocess import run_all
+from .helpers import run_cli
 
 FAST = {"epochs": 2, "embed_dim": 16, "hidden_size": 16, "patience": 0, "batch_size": 32, "seed": 7}
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    run_all(root, tokenize={"workers": 1})
-    return root
-
-
-def fit(root, out, config, resume=None, **kw):
-    trainer = Trainer(root / "shards", root / "vocab" / "vocab.tsv", out, config, resume_dir=resume)
-    return trainer, trainer.fit(**kw)
+def fit(root, out, config, resume=None):
+    trainer = Trainer(root / "shards", root / "vocab" / "vocab.tsv", out, TrainConfig.from_block(config), resume_dir=resume)
+    return trainer, trainer.fit()
 
 
 def test_short_training_beats_majority_class(demo, tmp_path):
-    _, result = fit(demo, tmp_path / "model", {**FAST, "max_steps": 60}, history_path=tmp_path / "h.csv",
-                    metrics_path=tmp_path / "m.json")
-    assert result["steps"] == 60
+    trainer, result = fit(demo, tmp_path / "model", {**FAST, "max_steps": 60})
+    assert trainer.step == 60
     assert result["val_acc"] > 0.5 + 0.1, "must beat the majority class (50%) clearly"
-    rows = list(csv.DictReader(open(tmp_path / "h.csv")))
-    assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert json.loads((tmp_path / "m.json").read_text())["val_acc"] == result["val_acc"]
+    rows = list(csv.DictReader(open(tmp_path / "model" / "history.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and "tokens_per_s" not in rows[0]
+    assert max(float(r["val_acc"]) for r in rows) == result["val_acc"]
+    assert json.loads((tmp_path / "model" / "stats.json").read_text())["steps"] == 60
     ckpt = load_checkpoint(tmp_path / "model" / "model.pt", demo / "vocab" / "vocab.tsv")
     assert ckpt["labels"] == ["neg", "pos"] and ckpt["config"]["hidden_size"] == 16
+    assert ckpt["preprocess"]["bucket"]["max_len"] == 400 and isinstance(ckpt["preprocess"], dict)
+    assert [r[:6] for r in trainer.plot_rows()] == [[int(r["epoch"])] + [float(r[k]) for k in
+                                                    ("train_loss", "train_acc", "val_loss", "val_acc", "padding_waste")]
+                                                   for r in rows]
 
 
-def test_resume_equals_uninterrupted(demo, tmp_path):
-    _, full = fit(demo, tmp_path / "full", {**FAST, "epochs": 3})
-    # Interrupted run: the first session stops after epoch 1 (as if killed), leaving last.pt behind.
-    trainer = Trainer(demo / "shards", demo / "vocab" / "vocab.tsv", tmp_path / "part", {**FAST, "epochs": 3},
-                      resume_dir=tmp_path / "resume")
-    trainer.train_epoch(1)
-    from pipeline.train import evaluate_split
-    val = evaluate_split(trainer.model, trainer.val_data, 256, trainer.device)
-    trainer.history.append({"epoch": 1, "train_loss": 0, "train_acc": 0, "val_loss": val["loss"], "val_acc": val["accuracy"],
-                            "padding_waste": 0, "tokens_per_s": 1})
-    trainer.best = {"epoch": 1, "val_acc": val["accuracy"], "val_loss": val["loss"]}
-    trainer.best_state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer._save_resume(1)
-    assert (tmp_path / "resume" / "last.pt").exists()
-    _, resumed = fit(demo, tmp_path / "part", {**FAST, "epochs": 3}, resume=tmp_path / "resume")
-    assert resumed["resumed"] is True and resumed["epochs"] == 3
-    assert not (tmp_path / "resume" / "last.pt").exists()
-    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["state_dict"]
-    b = torch.load(tmp_path / "part" / "model.pt", weights_only=True)["state_dict"]
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+def _project(root, demo, train):
+    """A folder laid out as a project: params.yaml and the demo's shards and vocabulary."""
+    import shutil
+
+    import yaml
+
+    for part in ("shards", "vocab"):
+        shutil.copytree(demo / part, root / "artifacts" / "demo" / part)
+    (root / "params.yaml").write_text(yaml.safe_dump({"train": train}))
+    return root
 
 
-def test_same_seed_same_model(demo, tmp_path):
+def test_killed_training_resumes_to_the_same_model(demo, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    train = {**FAST, "epochs": 4, "hidden_size": 32, "batch_size": 16}
+    full = _project(tmp_path / "full", demo, train)
+    run_cli("train", cwd=full)
+    part = _project(tmp_path / "part", demo, train)
+    resume = part / "artifacts" / "demo" / "resume" / "last.pt"
+    model = part / "artifacts" / "demo" / "model" / "model.pt"
+    proc = subprocess.Popen(["textpipe", "train"], cwd=part, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not resume.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # mid-epoch 2: epoch 1's resume point is on disk, no model yet
+    proc.wait(timeout=30)
+    assert resume.exists() and not model.exists()
+    again = run_cli("train", cwd=part)
+    assert "resuming from epoch 1" in again.stdout + again.stderr
+    assert json.loads(again.stdout)["resumed"] is True and not resume.exists()
+    a = torch.load(full / "artifacts/demo/model/model.pt", weights_only=True)
+    b = torch.load(model, weights_only=True)
+    assert a["epoch"] == b["epoch"] and a["val_acc"] == b["val_acc"]
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0)
+    assert (full / "artifacts/demo/model/history.csv").read_bytes() == (part / "artifacts/demo/model/history.csv").read_bytes()
+
+
+def test_same_seed_same_bytes(demo, tmp_path):
     _, r1 = fit(demo, tmp_path / "a", {**FAST, "max_steps": 20})
     _, r2 = fit(demo, tmp_path / "b", {**FAST, "max_steps": 20})
-    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
-    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
-    assert all(torch.equal(a[k], b[k]) for k in a) and r1["val_acc"] == r2["val_acc"]
+    for name in ("model.pt", "history.csv", "stats.json", "params.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert r1["val_acc"] == r2["val_acc"]
 
 
-def test_evaluate_report_and_predict(demo, tmp_path):
-    fit(demo, demo / "model", {**FAST, "epochs": 2}, history_path=demo / "h.csv")
-    metrics = evaluate_stage(demo / "shards", demo / "vocab" / "vocab.tsv", demo / "model", demo / "raw", demo / "h.csv",
-                             tmp_path / "eval", tmp_path / "eval.json", tmp_path / "confusion.csv", EVALUATE_DEFAULTS)
+@pytest.fixture(scope="module")
+def trained(demo, tmp_path_factory):
+    """A small model trained on the demo shards (module-wide, read-only)."""
+    out = tmp_path_factory.mktemp("trained") / "model"
+    fit(demo, out, {**FAST, "epochs": 2})
+    return out
+
+
+def test_evaluate_report_and_predict(demo, trained, tmp_path):
+    metrics, pairs = evaluate_stage(demo / "shards", demo / "vocab" / "vocab.tsv", trained, demo / "raw",
+                                    tmp_path / "eval", EvaluateConfig())
     assert metrics["split"] == "test" and metrics["rows"] == 400
     assert sum(map(sum, metrics["confusion"])) == 400
     assert metrics["accuracy"] == round(np.trace(metrics["confusion"]) / 400, 6)
-    assert json.loads((tmp_path / "eval.json").read_text())["macro_f1"] == metrics["macro_f1"]
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads((tmp_path / "eval.json").read_text())
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == metrics
+    assert len(pairs) == 400
+    assert sum(a == p for a, p in pairs) == int(np.trace(metrics["confusion"]))
     report = (tmp_path / "eval" / "report.md").read_text()
     for needle in ("## Metrics", "## Per class", "![confusion matrix](confusion.png)", "![training curves](curves.png)",
-                   "## Misclassified examples", '"hidden_size": 16'):
+                   "## Misclassified examples", '"hidden_size": 16', f"| {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} |"):
         assert needle in report
     for png in ("confusion.png", "curves.png"):
         assert (tmp_path / "eval" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    rows = list(csv.DictReader(open(tmp_path / "confusion.csv")))
-    assert len(rows) == 400 and set(rows[0]) == {"actual", "predicted"}
 
-    p = Predictor(demo / "model" / "model.pt", demo / "vocab" / "vocab.tsv")
+    p = Predictor(trained / "model.pt", demo / "vocab" / "vocab.tsv")
     out = p.predict(["The acting was truly wonderful. A must see.", "The plot was dreadful. Skip it.", "", "zzzz qqqq"])
     assert [r["label"] for r in out] == ["pos", "neg", None, None]
     assert abs(sum(out[0]["probs"].values()) - 1) < 1e-3
     assert out[2]["error"] == "empty text" and "unknown" in out[3]["error"]
 
 
-def test_checkpoint_from_other_vocab_is_refused(demo, tmp_path):
-    fit(demo, tmp_path / "m", {**FAST, "max_steps": 5})
+def test_pick_examples_are_the_wrong_rows_in_order():
+    actual = np.array([0, 1, 1, 0, 1, 0])
+    predicted = np.array([0, 0, 1, 1, 0, 0])
+    assert pick_examples(actual, predicted, 8).tolist() == [1, 3, 4]
+    assert pick_examples(actual, predicted, 2).tolist() == pick_examples(actual, predicted, 2).tolist()
+    assert len(pick_examples(actual, predicted, 2)) == 2 and set(pick_examples(actual, predicted, 2)) <= {1, 3, 4}
+    assert pick_examples(actual, actual, 8).tolist() == []
+
+
+def test_checkpoint_from_other_vocab_is_refused(trained, tmp_path):
     other = tmp_path / "v.tsv"
     other.write_text("<pad>\t0\n<unk>\t0\nx\t1\n")
     with pytest.raises(PipelineError, match="trained with another vocabulary"):
-        load_checkpoint(tmp_path / "m" / "model.pt", other)
+        load_checkpoint(trained / "model.pt", other)
     with pytest.raises(PipelineError, match="not found; run `textpipe train`"):
         load_checkpoint(tmp_path / "nope" / "model.pt")
 
@@ -115,27 +145,20 @@ def test_classification_metrics_exact():
     assert m["per_class"]["c"]["f1"] == 0.0
 
 
-def test_predict_cli_reads_stdin_and_reports_missing_model(demo, tmp_path, write_params):
-    import subprocess
-    import shutil
-
-    fit(demo, tmp_path / "m", {**FAST, "epochs": 2})
+def test_predict_cli_reads_stdin_and_reports_missing_model(demo, trained, tmp_path, write_params):
     params = write_params()
-    exe = shutil.which("textpipe")
-    proc = subprocess.run([exe, "predict", "--params", str(params), "--model", str(tmp_path / "m"), "--vocab",
-                           str(demo / "vocab" / "vocab.tsv"), "--json"],
-                          input="The ending was superb. A must see.\n\nThe cast was awful. Skip it.\n",
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("predict", "--params", params, "--model", trained, "--vocab", demo / "vocab" / "vocab.tsv", "--json",
+                   input="The ending was superb. A must see.\n\nThe cast was awful. Skip it.\n")
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["label"] for r in lines] == ["pos", "neg"]
     proc = run_cli("predict", "--params", params, "--model", tmp_path / "none", "--vocab", demo / "vocab" / "vocab.tsv",
                    "good", check=False)
-    assert proc.returncode == 2 and "not found; run `textpipe train`" in proc.stderr
+    assert proc.returncode == 2
+    assert proc.stderr == f"Error: model {tmp_path / 'none' / 'model.pt'} not found; run `textpipe train` (or `dvc repro train`) first\n"
 
 
 def test_vectors_file_initialises_embeddings(demo, tmp_path):
-    from pipeline.train import load_vectors
+    from pipeline.vectors import load_vectors
     from pipeline.vocab import Vocabulary
 
     vocab = Vocabulary.load(demo / "vocab" / "vocab.tsv")
@@ -147,5 +170,6 @@ def test_vectors_file_initialises_embeddings(demo, tmp_path):
     assert weights[0].abs().sum() == 0
     with pytest.raises(PipelineError, match="has 4 values but train.embed_dim is 8"):
         load_vectors(vec, vocab, 8)
-    _, result = fit(demo, tmp_path / "m", {**FAST, "embed_dim": 4, "vectors": str(vec), "max_steps": 3, "epochs": 1})
-    assert result["vectors_covered"] == 2
+    trainer, _ = fit(demo, tmp_path / "m", {**FAST, "embed_dim": 4, "vectors": str(vec), "max_steps": 3, "epochs": 1})
+    assert trainer.vectors_covered == 2
+    assert json.loads((tmp_path / "m" / "stats.json").read_text())["vectors_covered"] == 2

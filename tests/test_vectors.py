@@ -9,16 +9,19 @@ import torch
 
 from pipeline.errors import PipelineError
 from pipeline.fileio import read_json, sha256_file, write_arrow, write_json
-from pipeline.tokenize import TOKENIZE_DEFAULTS
+from pipeline.config import TokenizeConfig, TrainConfig, VectorsConfig
 from pipeline.train import Trainer
-from pipeline.vectors import VECTORS_DEFAULTS, corpus_files, read_corpus_text, trained_vectors, vectors_stage
+from pipeline.vectors import corpus_files, read_corpus_text, trained_vectors, vectors_stage
 from pipeline.vocab import Vocabulary, build_vocab
 
-from .test_preprocess import run_all
 
 FRUIT = ["apple", "banana", "cherry", "grape"]
 VEHICLES = ["car", "truck", "bus", "train"]
-W2V = {**VECTORS_DEFAULTS, "method": "word2vec", "dim": 16, "epochs": 5, "workers": 1, "seed": 3, "window": 3}
+W2V = {"method": "word2vec", "dim": 16, "epochs": 5, "workers": 1, "seed": 3, "window": 3}
+
+
+def vec(**overrides):
+    return VectorsConfig.from_block({**W2V, **overrides})
 
 
 def tokens_dir(root, docs):
@@ -26,7 +29,7 @@ def tokens_dir(root, docs):
     tokens = pa.array(docs, pa.list_(pa.string()))
     (root / "tokens").mkdir(parents=True)
     write_arrow(pa.table({"tokens": tokens, "label": pa.array([0] * len(docs), pa.int64())}), root / "tokens" / "train.arrow")
-    write_json(root / "tokens" / "params.json", {"tokenize": {**TOKENIZE_DEFAULTS, "workers": 1}})
+    write_json(root / "tokens" / "params.json", {"tokenize": TokenizeConfig().content_params()})
     (root / "vocab").mkdir()
     build_vocab(pa.chunked_array([tokens]), min_freq=1).save(root / "vocab" / "vocab.tsv")
     return root / "tokens", root / "vocab" / "vocab.tsv"
@@ -73,7 +76,7 @@ def test_corpus_files_and_text_of_every_format(tmp_path):
 
 def test_word2vec_vectors_follow_the_vocabulary_and_learn_cooccurrence(tmp_path):
     tokens, vocab_path = tokens_dir(tmp_path, topic_docs())
-    stats = vectors_stage(tokens, vocab_path, tmp_path / "vec", W2V)
+    stats = vectors_stage(tokens, vocab_path, tmp_path / "vec", vec())
     vocab = Vocabulary.load(vocab_path)
     header, rows = read_vectors(tmp_path / "vec" / "vectors.txt")
     # "zebra" occurs once, below min_count 2: the only vocabulary word without a vector.
@@ -89,7 +92,7 @@ def test_word2vec_vectors_follow_the_vocabulary_and_learn_cooccurrence(tmp_path)
     across = np.mean([cosine(rows[a], rows[b]) for a in FRUIT for b in VEHICLES])
     assert within > across + 0.3, (within, across)
     # One worker and a seed: the same file again.
-    vectors_stage(tokens, vocab_path, tmp_path / "vec2", W2V)
+    vectors_stage(tokens, vocab_path, tmp_path / "vec2", vec())
     assert sha256_file(tmp_path / "vec2" / "vectors.txt") == manifest["sha256"]
 
 
@@ -97,7 +100,7 @@ def test_corpora_are_tokenized_like_the_dataset_and_counted(tmp_path):
     tokens, vocab_path = tokens_dir(tmp_path, topic_docs(400))
     corpus = tmp_path / "more.txt"
     corpus.write_text("The ZEBRA runs\n\nA zebra<br />sleeps\n")  # lowercased, HTML stripped as tokenize params say
-    stats = vectors_stage(tokens, vocab_path, tmp_path / "vec", {**W2V, "corpora": [str(corpus)]})
+    stats = vectors_stage(tokens, vocab_path, tmp_path / "vec", vec(corpora=[str(corpus)]))
     assert stats["sources"][1] == {"source": str(corpus), "sha256": sha256_file(corpus), "docs": 2, "tokens": 6,
                                    "skipped_empty_text": 1}
     assert stats["vocab_words_covered"] == 9  # zebra: once in train + twice in the corpus
@@ -107,48 +110,43 @@ def test_corpora_are_tokenized_like_the_dataset_and_counted(tmp_path):
 
 def test_bad_vectors_params_are_one_line_errors(tmp_path):
     tokens, vocab_path = tokens_dir(tmp_path, topic_docs(10))
-    with pytest.raises(PipelineError, match="vectors.method must be none or word2vec"):
-        vectors_stage(tokens, vocab_path, tmp_path / "v", {"method": "glove"})
-    with pytest.raises(PipelineError, match="vectors.algorithm must be skipgram or cbow"):
-        vectors_stage(tokens, vocab_path, tmp_path / "v", {**W2V, "algorithm": "sg"})
+    with pytest.raises(PipelineError, match="^vectors.method must be one of none, word2vec, got 'glove'"):
+        vec(method="glove")
+    with pytest.raises(PipelineError, match="^vectors.algorithm must be one of skipgram, cbow, got 'sg'"):
+        vec(algorithm="sg")
+    with pytest.raises(PipelineError, match=r"^vectors.corpora must be a list of texts, got 'nope.txt'"):
+        vec(corpora="nope.txt")
     with pytest.raises(PipelineError, match="vectors.corpora entry .* does not exist"):
-        vectors_stage(tokens, vocab_path, tmp_path / "v", {**W2V, "corpora": "nope.txt"})
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    run_all(root, tokenize={"workers": 1})
-    return root
+        vectors_stage(tokens, vocab_path, tmp_path / "v", vec(corpora=["nope.txt"]))
 
 
 def test_train_starts_from_the_stage_vectors(demo, tmp_path):
     vocab_path = demo / "vocab" / "vocab.tsv"
-    none = vectors_stage(demo / "tokens", vocab_path, tmp_path / "none", {"method": "none"})
+    none = vectors_stage(demo / "tokens", vocab_path, tmp_path / "none", VectorsConfig())
     assert none == {"method": "none"} and not (tmp_path / "none" / "vectors.txt").exists()
     assert trained_vectors(tmp_path / "none", vocab_path) is None
     assert trained_vectors(tmp_path / "absent", vocab_path) is None
 
-    vectors_stage(demo / "tokens", vocab_path, tmp_path / "vec", W2V)
+    vectors_stage(demo / "tokens", vocab_path, tmp_path / "vec", vec())
     _, rows = read_vectors(tmp_path / "vec" / "vectors.txt")
     config = {"embed_dim": 16, "hidden_size": 8, "epochs": 1, "max_steps": 2, "seed": 1}
-    trainer = Trainer(demo / "shards", vocab_path, tmp_path / "model", config, vectors_dir=tmp_path / "vec")
+    trainer = Trainer(demo / "shards", vocab_path, tmp_path / "model", TrainConfig(**config), vectors_dir=tmp_path / "vec")
     vocab = trainer.vocab
     for word in ("the", "was", "friends"):
         assert torch.allclose(trainer.model.embedding.weight[vocab.stoi[word]], torch.tensor(rows[word], dtype=torch.float32))
-    result = trainer.fit()
-    assert result["vectors"] == str(tmp_path / "vec" / "vectors.txt") and result["vectors_covered"] == len(rows)
-    assert json.loads((tmp_path / "model" / "stats.json").read_text())["vectors_covered"] == len(rows)
+    trainer.fit()
+    stats = json.loads((tmp_path / "model" / "stats.json").read_text())
+    assert stats["vectors"] == str(tmp_path / "vec" / "vectors.txt") and stats["vectors_covered"] == len(rows)
 
     with pytest.raises(PipelineError, match="train.vectors is set and the vectors stage trained"):
-        Trainer(demo / "shards", vocab_path, tmp_path / "m2", {**config, "vectors": "glove.txt"}, vectors_dir=tmp_path / "vec")
+        Trainer(demo / "shards", vocab_path, tmp_path / "m2", TrainConfig(**config, vectors="glove.txt"), vectors_dir=tmp_path / "vec")
     with pytest.raises(PipelineError, match=r"has 16 values but train.embed_dim is 32; .*vectors.dim"):
-        Trainer(demo / "shards", vocab_path, tmp_path / "m2", {**config, "embed_dim": 32}, vectors_dir=tmp_path / "vec")
+        Trainer(demo / "shards", vocab_path, tmp_path / "m2", TrainConfig(**{**config, "embed_dim": 32}), vectors_dir=tmp_path / "vec")
 
 
 def test_vectors_of_another_vocabulary_or_edited_are_refused(demo, tmp_path):
     vocab_path = demo / "vocab" / "vocab.tsv"
-    vectors_stage(demo / "tokens", vocab_path, tmp_path / "vec", {**W2V, "epochs": 1})
+    vectors_stage(demo / "tokens", vocab_path, tmp_path / "vec", vec(epochs=1))
     other = tmp_path / "other.tsv"
     other.write_text(vocab_path.read_text() + "extra\t1\n")
     with pytest.raises(PipelineError, match="built for another vocabulary.*rerun `dvc repro vectors`"):

@@ -23,12 +23,13 @@ def test_min_freq_and_max_size_caps():
     assert build_vocab(TOKENS, min_freq=1, max_size=4).itos == ["<pad>", "<unk>", "a", "b"]
 
 
-def test_encode_maps_unknown_and_literal_pad_to_unk():
+def test_both_encoders_map_unknown_and_literal_pad_to_unk():
     v = build_vocab(TOKENS, min_freq=2)
-    assert v.encode(["a", "q", "c"]) == [2, UNK_ID, 4]
-    ids = v.encode_arrow(pa.array(["c", "<pad>", "zz", "a"]))
-    assert ids.to_pylist() == [4, UNK_ID, UNK_ID, 2]
-    assert PAD_ID not in ids.to_pylist()
+    words = ["c", "<pad>", "zz", "a", "<unk>", "b"]
+    expected = [4, UNK_ID, UNK_ID, 2, UNK_ID, 3]
+    assert v.encode(words) == expected
+    assert v.encode_arrow(pa.array(words)).to_pylist() == expected
+    assert v.stoi["<pad>"] == PAD_ID  # the vocabulary still holds it; text can never reach it
 
 
 def test_unk_rate_counts_tokens_outside_vocab():
@@ -45,7 +46,10 @@ def test_save_load_roundtrip(tmp_path):
 
 
 def test_bad_caps_are_errors():
-    with pytest.raises(PipelineError, match="max_size"):
-        build_vocab(TOKENS, max_size=2)
-    with pytest.raises(PipelineError, match="min_freq"):
-        build_vocab(TOKENS, min_freq=0)
+    from pipeline.config import VocabConfig
+
+    with pytest.raises(PipelineError, match="^vocab.max_size must exceed 2 .* got 2$"):
+        VocabConfig.from_block({"max_size": 2})
+    with pytest.raises(PipelineError, match=r"^vocab.min_freq must be >= 1, got 0; fix it in params.yaml \(or -S vocab.min_freq=...\)$"):
+        VocabConfig.from_block({"min_freq": 0})
+    assert VocabConfig.from_block({"max_size": 0}).max_size == 0

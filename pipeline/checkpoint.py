@@ -1,0 +1,100 @@
+"""Model checkpoints: the device and kernel choice, building a model, saving and loading safely.
+
+``model.pt`` is a plain dict of tensors and plain values, written with
+``torch.save`` and read with ``torch.load(weights_only=True)`` (no pickled
+code can run)::
+
+    format        "textpipe-model/1"
+    state_dict    the model's weights (best epoch)
+    config        the train params (dict)
+    labels        class names, id order
+    vocab_sha256  sha256 of the vocab.tsv it was trained with; vocab_size
+    preprocess    dict of the tokenize, vocab, bucket and shard params, so new
+                  text can be tokenized and truncated exactly as in training
+    epoch, val_acc  the best epoch and its validation accuracy
+
+Train, evaluate and predict all go through this module, so none of them
+imports another's code.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import PipelineError
+from .fileio import atomic_path, sha256_file
+from .model import TextClassifier
+
+FORMAT = "textpipe-model/1"
+MODEL_KEYS = ("embed_dim", "hidden_size", "num_layers", "bidirectional", "dropout", "rnn_type", "pooling")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA, else Apple MPS, else CPU. An explicit device must be available here."""
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        raise PipelineError(f"train.device is {name!r} but this machine has no {name.upper()} device that torch can use; "
+                            "set train.device to auto or cpu")
+    return torch.device(name)
+
+
+def pick_impl(impl: str, device: torch.device) -> str:
+    """``auto``: packing on CUDA (cuDNN handles it well), the fused exact fast path elsewhere."""
+    if impl == "auto":
+        return "packed" if device.type == "cuda" else "fused"
+    return impl
+
+
+def build_model(config: dict, vocab_size: int, num_classes: int, device: torch.device) -> TextClassifier:
+    model = TextClassifier(vocab_size, num_classes, **{k: config[k] for k in MODEL_KEYS},
+                           rnn_impl=pick_impl(config["rnn_impl"], device))
+    return model.to(device)
+
+
+def make_checkpoint(state_dict: dict, config: dict, labels: list[str], vocab_path: str | Path, vocab_size: int,
+                    preprocess: dict, epoch: int, val_acc: float) -> dict[str, Any]:
+    return {"format": FORMAT, "state_dict": state_dict, "config": config, "labels": list(labels),
+            "vocab_sha256": sha256_file(vocab_path), "vocab_size": int(vocab_size), "preprocess": preprocess,
+            "epoch": int(epoch), "val_acc": float(val_acc)}
+
+
+def save_checkpoint(checkpoint: dict, path: str | Path) -> None:
+    """Atomic ``torch.save``. Saved through a buffer: torch names the archive's root folder after
+    the file it writes, and the temporary file's random name would make equal checkpoints differ."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def load_checkpoint(path: str | Path, vocab_path: str | Path | None = None) -> dict:
+    """Load ``model.pt`` safely (weights only) and check it matches the vocabulary."""
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"model {path} not found; run `textpipe train` (or `dvc repro train`) first")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PipelineError(f"{path} is not a textpipe checkpoint ({type(exc).__name__}); "
+                            "retrain with `dvc repro -f train`") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise PipelineError(f"{path} is not a {FORMAT} checkpoint; retrain with `dvc repro -f train`")
+    if vocab_path is not None and sha256_file(vocab_path) != ckpt.get("vocab_sha256"):
+        raise PipelineError(
+            f"model {path} was trained with another vocabulary than {vocab_path} (another dataset or vocab params); "
+            "rerun `dvc repro` for this dataset"
+        )
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, device: torch.device | None = None) -> TextClassifier:
+    device = device or pick_device("auto")
+    model = build_model(ckpt["config"], int(ckpt["vocab_size"]), len(ckpt["labels"]), device)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()

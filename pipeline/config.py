@@ -1,0 +1,233 @@
+"""The typed params blocks: one frozen dataclass per block of ``params.yaml``.
+
+These dataclasses are the only home of default values (``params.yaml`` ships
+the same values, which ``tests/test_config.py`` checks field by field). Every
+stage builds its config with ``from_block`` before it does any work, so a
+wrong type, an out-of-range value or an unsafe ``dataset.name`` stops it with
+one ``Error:`` line.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import PipelineError
+from .params import Block, spec
+from .schema import SPLITS
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
+RESERVED_NAMES = ("metrics", "plots")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+
+# What a preset dataset name means; keys left null in the dataset block take these values.
+PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {"source": "demo", "text_column": "text", "label_column": "label", "labels": ["neg", "pos"]},
+    "imdb": {"source": "hub", "path": "stanfordnlp/imdb", "text_column": "text", "label_column": "label",
+             "labels": ["neg", "pos"], "splits": {"train": "train", "test": "test"}},
+    # The GLUE test split is unlabelled (label -1), so it is not used.
+    "sst2": {"source": "hub", "path": "stanfordnlp/sst2", "text_column": "sentence", "label_column": "label",
+             "labels": ["negative", "positive"], "splits": {"train": "train", "validation": "validation"}},
+    "ag_news": {"source": "hub", "path": "fancyzhx/ag_news", "text_column": "text", "label_column": "label",
+                "labels": ["World", "Sports", "Business", "Sci/Tech"], "splits": {"train": "train", "test": "test"}},
+}
+
+
+def check_dataset_name(name: Any) -> str:
+    """``dataset.name`` is a folder under ``artifacts/``: letters, digits, ``_``, ``-`` and ``.`` (not first)."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+        raise PipelineError(f"dataset.name {name!r} is not a safe folder name; use letters, digits, '_', '-' and '.' "
+                            "(not first), at most 100 characters, e.g. 'imdb' or 'tickets-2024'")
+    if name in RESERVED_NAMES:
+        raise PipelineError(f"dataset.name {name!r} is taken by artifacts/{name}/; choose another name")
+    return name
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A dataset block with the preset's values filled in for the keys left null."""
+
+    name: str
+    source: str
+    path: str
+    text_column: str
+    label_column: str
+    labels: list[str] | None
+    splits: dict[str, str]
+    validation_fraction: float
+    test_fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class DatasetConfig(Block):
+    BLOCK = "dataset"
+    name: str = "demo"
+    source: Literal["demo", "files", "hub"] | None = None
+    path: str | None = None
+    text_column: str | None = None
+    label_column: str | None = None
+    labels: list[str | int] | None = None
+    splits: dict[str, str] | None = None
+    validation_fraction: float = spec(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = spec(0.0, ge=0.0, lt=1.0)
+    seed: int = 13
+
+    def validate(self) -> None:
+        check_dataset_name(self.name)
+        if self.labels is not None:
+            names = [str(x) for x in self.labels]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise PipelineError(f"dataset.labels names {', '.join(dupes)} more than once; list each class once, in id order")
+        if self.splits is not None:
+            bad = sorted(set(self.splits) - set(SPLITS))
+            if bad or "train" not in self.splits:
+                raise PipelineError(f"dataset.splits maps {', '.join(SPLITS)} to file stems or hub splits and needs "
+                                    f"'train'; got {self.splits}")
+        if self.validation_fraction + self.test_fraction >= 1.0:
+            raise PipelineError("dataset.validation_fraction + dataset.test_fraction must be < 1 (train needs rows)")
+
+    def resolve(self) -> DataSource:
+        """Explicit keys win over the preset named by ``name``, which wins over generic defaults."""
+        preset = PRESETS.get(self.name, {})
+        merged = {k: (v if v is not None else preset.get(k)) for k, v in self.to_dict().items()}
+        source = merged.get("source")
+        if not source:
+            raise PipelineError(f"dataset '{self.name}' is not a preset ({', '.join(PRESETS)}); "
+                                "set dataset.source (files or hub) and dataset.path")
+        path = str(DEMO_DIR) if source == "demo" else merged.get("path")
+        if not path:
+            raise PipelineError(f"dataset.path is required for source '{source}' (a folder or a hub id)")
+        splits = merged.get("splits") or {s: s for s in SPLITS}
+        return DataSource(
+            name=self.name, source=source, path=str(path),
+            text_column=merged.get("text_column") or "text", label_column=merged.get("label_column") or "label",
+            labels=[str(x) for x in merged["labels"]] if merged.get("labels") else None,
+            splits={k: v for k, v in splits.items() if v},
+            validation_fraction=self.validation_fraction, test_fraction=self.test_fraction, seed=self.seed,
+        )
+
+
+@dataclass(frozen=True)
+class IngestConfig(Block):
+    BLOCK = "ingest"
+    empty_text: Literal["drop", "keep"] = "drop"  # rows with empty/null text: always counted in stats
+    max_rows: int = spec(0, ge=0)  # per split, a reproducible random subset; 0 = all
+
+
+@dataclass(frozen=True)
+class TokenizeConfig(Block):
+    BLOCK = "tokenize"
+    lang: str = "en"
+    spacy_pipeline: str | None = None
+    lowercase: bool = True
+    strip_html: bool = True
+    normalize_whitespace: bool = True
+    workers: int = spec(0, ge=0, content=False)  # processes; 0 = all cores
+    chunk_size: int = spec(2000, ge=1, content=False)  # texts per work unit
+
+
+@dataclass(frozen=True)
+class VocabConfig(Block):
+    BLOCK = "vocab"
+    min_freq: int = spec(2, ge=1)
+    max_size: int = spec(30000, ge=0)  # including <pad> and <unk>; 0 = no cap
+
+    def validate(self) -> None:
+        if 0 < self.max_size <= 2:
+            raise PipelineError(f"vocab.max_size must exceed 2 (the specials <pad>, <unk>) or be 0 for no cap, got {self.max_size}")
+
+
+@dataclass(frozen=True)
+class VectorsConfig(Block):
+    BLOCK = "vectors"
+    method: Literal["none", "word2vec"] = "none"
+    corpora: list[str] = spec([])
+    text_column: str = "text"
+    dim: int = spec(128, ge=1)
+    algorithm: Literal["skipgram", "cbow"] = "skipgram"
+    window: int = spec(5, ge=1)
+    min_count: int = spec(2, ge=1)
+    negative: int = spec(10, ge=0)
+    epochs: int = spec(5, ge=1)
+    workers: int = spec(0, ge=0)  # threads; 0 = all cores (1 = bit-for-bit repeatable)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class BucketConfig(Block):
+    BLOCK = "bucket"
+    max_len: int = spec(400, ge=0)  # truncate longer docs; 0 = keep all tokens
+    boundaries: int | list[int] = 8  # a number of quantile buckets, or a list of upper bounds
+    batch_size: int = spec(32, ge=1)  # batch size of the padding-waste metric
+    seed: int = 0
+
+    def validate(self) -> None:
+        b = self.boundaries
+        if isinstance(b, int) and b < 1:
+            raise PipelineError(f"bucket.boundaries must be a number of buckets >= 1 or a list of lengths, got {b}")
+        if isinstance(b, list) and (not b or any(x <= 0 for x in b) or b != sorted(set(b))):
+            raise PipelineError(f"bucket.boundaries must be a strictly increasing list of positive lengths, got {b}")
+
+
+@dataclass(frozen=True)
+class ShardConfig(Block):
+    BLOCK = "shard"
+    shard_size_mb: float = spec(64.0, gt=0.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig(Block):
+    BLOCK = "train"
+    seed: int = 1
+    epochs: int = spec(8, ge=1)
+    max_steps: int = spec(0, ge=0)  # stop after this many optimizer steps; 0 = no limit
+    batch_size: int = spec(32, ge=1)
+    max_tokens: int = spec(0, ge=0)  # padded-token budget per batch; 0 = batch_size only
+    padding_noise: float = spec(0.1, ge=0.0, lt=1.0)
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = spec(0.002, gt=0.0)
+    weight_decay: float = spec(0.0, ge=0.0)
+    clip_grad: float = spec(5.0, ge=0.0)  # max gradient norm; 0 = off
+    patience: int = spec(2, ge=0)  # early stopping on validation accuracy; 0 = off
+    embed_dim: int = spec(128, ge=1)
+    hidden_size: int = spec(128, ge=1)
+    num_layers: int = spec(1, ge=1)
+    bidirectional: bool = True
+    dropout: float = spec(0.3, ge=0.0, lt=1.0)
+    rnn_type: Literal["lstm", "gru", "rnn"] = "lstm"
+    pooling: Literal["last", "max", "mean"] = "last"
+    rnn_impl: Literal["auto", "packed", "fused"] = "auto"
+    vectors: str | None = None
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    threads: int = spec(0, ge=0)  # torch CPU threads; 0 = all cores
+    eval_batch_size: int = spec(256, ge=1)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig(Block):
+    BLOCK = "evaluate"
+    split: Literal["auto", "test", "validation"] = "auto"
+    batch_size: int = spec(256, ge=1)
+    examples: int = spec(8, ge=0)
+
+
+BLOCKS: dict[str, type[Block]] = {c.BLOCK: c for c in (
+    DatasetConfig, IngestConfig, TokenizeConfig, VocabConfig, VectorsConfig, BucketConfig, ShardConfig,
+    TrainConfig, EvaluateConfig)}
+
+
+def read_block(params: dict[str, Any], name: str) -> Any:
+    """The typed config of block ``name`` of a loaded params mapping."""
+    return BLOCKS[name].from_block(params.get(name))
+
+
+def read_all(params: dict[str, Any]) -> dict[str, Any]:
+    """Every block checked; unknown blocks are an error (a typo in a block name)."""
+    unknown = sorted(str(k) for k in params if k not in BLOCKS)
+    if unknown:
+        raise PipelineError(f"unknown params block(s) {', '.join(unknown)}; known blocks: {', '.join(BLOCKS)}")
+    return {name: read_block(params, name) for name in BLOCKS}
+

@@ -1,0 +1,102 @@
+"""The evaluation report a person reads first: a pure Markdown renderer and the PNG plots.
+
+Nothing here reads artifacts or computes metrics; :mod:`pipeline.evaluate`
+gathers the figures and calls these.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history: list[dict], path: Path) -> bool:
+    """Loss and accuracy per epoch (train and validation); False when there is no history."""
+    if not history:
+        return False
+    plt = _pyplot()
+    epochs = [int(r["epoch"]) for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, ax in (("loss", ax1), ("acc", ax2)):
+        ax.plot(epochs, [float(r[f"train_{key}"]) for r in history], marker="o", label="train")
+        ax.plot(epochs, [float(r[f"val_{key}"]) for r in history], marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title("loss" if key == "loss" else "accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_confusion(cm: list[list[int]], labels: list[str], path: Path) -> None:
+    plt = _pyplot()
+    m = np.asarray(cm)
+    size = 1.2 + 0.9 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; ``|`` in cells is escaped."""
+    cell = lambda c: str(c).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_report(dataset: str, split: str, metrics: dict, labels: list[str], model_epoch: int, model_val_acc: float,
+                  examples: list[list[str]], has_curves: bool, params: dict) -> str:
+    """report.md from figures already computed (pure: same inputs, same text)."""
+    per_class = [[n, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", c["support"]]
+                 for n, c in metrics["per_class"].items()]
+    lines = [
+        f"# Evaluation report: {dataset}",
+        "",
+        f"Split **{split}**, {metrics['rows']:,} rows, {len(labels)} classes. Model from epoch {model_epoch} "
+        f"(validation accuracy {model_val_acc:.4f}).",
+        "",
+        "## Metrics",
+        "",
+        table(["accuracy", "macro-F1", "loss"],
+              [[f"{metrics['accuracy']:.4f}", f"{metrics['macro_f1']:.4f}", f"{metrics['loss']:.4f}"]]),
+        "",
+        "## Per class",
+        "",
+        table(["class", "precision", "recall", "F1", "support"], per_class),
+        "",
+        "## Confusion matrix (rows: actual, columns: predicted)",
+        "",
+        table(["actual \\ predicted", *labels], [[labels[i], *row] for i, row in enumerate(metrics["confusion"])]),
+        "",
+        "![confusion matrix](confusion.png)",
+        "",
+    ]
+    if has_curves:
+        lines += ["## Training curves", "", "![training curves](curves.png)", ""]
+    lines += ["## Misclassified examples", "",
+              table(["actual", "predicted", "p", "text"], examples) if examples else "None: every example is right.", ""]
+    lines += ["## Params", "", "```json", json.dumps(params, indent=2, sort_keys=True), "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""Reading a dataset's splits from where they live: the shipped demo, local files, or the hub.
+
+Every source goes through Hugging Face ``datasets``: local files through its
+packaged builders (parquet, csv, json), hub ids through ``load_dataset``.
+"""
+from __future__ import annotations
+
+import codecs
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .config import DataSource
+from .errors import PipelineError
+
+FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json"}
+
+
+def check_utf8(path: Path, chunk: int = 1 << 20) -> None:
+    """Raise a PipelineError naming the line and byte offset of the first invalid UTF-8 byte."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, line = 0, 1
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                bad = offset + exc.start
+                line += block[: exc.start].count(b"\n")
+                raise PipelineError(
+                    f"{path} is not valid UTF-8 (line {line}, byte offset {bad}); re-save it as UTF-8"
+                ) from None
+            if not block:
+                return
+            line += block.count(b"\n")
+            offset += len(block)
+
+
+def find_file(folder: Path, stem: str) -> Path | None:
+    found = [folder / f"{stem}{ext}" for ext in FILE_BUILDERS if (folder / f"{stem}{ext}").exists()]
+    if len(found) > 1:
+        raise PipelineError(f"{folder} has several files for split '{stem}': {', '.join(p.name for p in found)}; keep one")
+    return found[0] if found else None
+
+
+def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS) -> pa.Table:
+    """One local file as an Arrow table, read by the Hugging Face builder for its suffix."""
+    import datasets
+
+    ext = path.suffix.lower()
+    builder = builders.get(ext)
+    if builder is None:
+        raise PipelineError(f"{path}: unreadable file type '{ext}'; use one of {', '.join(builders)}")
+    if builder != "parquet":
+        check_utf8(path)
+    kwargs: dict[str, Any] = {"delimiter": "\t"} if ext == ".tsv" else {}
+    try:
+        ds = datasets.load_dataset(builder, data_files={"data": str(path)}, split="data", **kwargs)
+    except Exception as exc:  # datasets wraps parser errors in many types
+        raise PipelineError(f"could not read {path} as {ext[1:]}: {first_line(exc)}") from None
+    return ds.with_format("arrow")[:]
+
+
+def first_line(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def load_splits(src: DataSource) -> dict[str, pa.Table]:
+    """Return the splits the source has, as Arrow tables with their original columns."""
+    if src.source == "hub":
+        return _load_hub(src)
+    folder = Path(src.path)
+    if not folder.is_dir():
+        raise PipelineError(f"dataset.path {folder} is not a folder; it must hold train.* (and optionally validation.*, test.*)")
+    tables = {}
+    for split, stem in src.splits.items():
+        path = find_file(folder, stem)
+        if path is None:
+            if split == "train":
+                have = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+                raise PipelineError(f"{folder} has no {stem}.{{parquet,csv,tsv,jsonl}} for the train split (it has: {have})")
+            continue
+        tables[split] = load_file(path)
+    return tables
+
+
+def _load_hub(src: DataSource) -> dict[str, pa.Table]:
+    import datasets
+
+    tables = {}
+    for split, hub_split in src.splits.items():
+        try:
+            ds = datasets.load_dataset(src.path, split=hub_split)
+        except Exception as exc:
+            offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+            hint = " (offline mode is on: use a local copy with dataset.source=files)" if offline else ""
+            if split != "train" and "split" in str(exc).lower():
+                continue
+            raise PipelineError(f"could not load hub dataset '{src.path}' split '{hub_split}'{hint}: {first_line(exc)}") from None
+        tables[split] = ds.with_format("arrow")[:]
+    return tables

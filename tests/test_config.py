@@ -1,0 +1,120 @@
+"""Typed params: the defaults' one home, type and range checks, and one-line errors end to end."""
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline.config import BLOCKS, DatasetConfig, TokenizeConfig, TrainConfig, read_all
+from pipeline.errors import PipelineError
+
+from .helpers import REPO, run_cli
+
+
+def test_params_yaml_equals_the_config_defaults_field_by_field():
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert list(shipped) == list(BLOCKS)
+    for name, cls in BLOCKS.items():
+        defaults = cls().to_dict()
+        assert list(shipped[name]) == list(defaults), name  # same keys, same order
+        for key, value in defaults.items():
+            assert shipped[name][key] == value and type(shipped[name][key]) in (type(value), int), f"{name}.{key}"
+    assert {k: v.to_dict() for k, v in read_all(shipped).items()} == {k: c().to_dict() for k, c in BLOCKS.items()}
+
+
+def test_every_field_has_a_type_the_checker_knows():
+    for cls in BLOCKS.values():
+        cls.from_block({f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls)})
+
+
+@pytest.mark.parametrize("block,key,value,message", [
+    ("train", "lr", "abc", "train.lr must be a number, got 'abc'"),
+    ("train", "epochs", "ten", "train.epochs must be a whole number, got 'ten'"),
+    ("train", "epochs", 2.5, "train.epochs must be a whole number, got 2.5"),
+    ("train", "batch_size", 0, "train.batch_size must be >= 1, got 0"),
+    ("train", "lr", 0, "train.lr must be > 0.0, got 0"),
+    ("train", "dropout", 1.0, "train.dropout must be >= 0.0 and < 1.0, got 1.0"),
+    ("train", "device", "gpu", "train.device must be one of auto, cpu, cuda, mps, got 'gpu'"),
+    ("train", "bidirectional", "yes", "train.bidirectional must be true or false, got 'yes'"),
+    ("train", "vectors", 3, "train.vectors must be text or null, got 3"),
+    ("bucket", "max_len", "abc", "bucket.max_len must be a whole number, got 'abc'"),
+    ("bucket", "max_len", -1, "bucket.max_len must be >= 0, got -1"),
+    ("bucket", "boundaries", "8", "bucket.boundaries must be a whole number or a list of whole numbers, got '8'"),
+    ("vocab", "min_freq", "two", "vocab.min_freq must be a whole number, got 'two'"),
+    ("vocab", "max_size", True, "vocab.max_size must be a whole number, got True"),
+    ("tokenize", "workers", -2, "tokenize.workers must be >= 0, got -2"),
+    ("shard", "shard_size_mb", 0, "shard.shard_size_mb must be > 0.0, got 0"),
+    ("ingest", "empty_text", "skip", "ingest.empty_text must be one of drop, keep, got 'skip'"),
+    ("dataset", "validation_fraction", 1.5, "dataset.validation_fraction must be >= 0.0 and < 1.0, got 1.5"),
+    ("dataset", "labels", "neg,pos", "dataset.labels must be a list of texts or whole numbers or null, got 'neg,pos'"),
+    ("evaluate", "split", "dev", "evaluate.split must be one of auto, test, validation, got 'dev'"),
+])
+def test_wrong_type_or_range_is_one_line_naming_key_value_and_allowed(block, key, value, message):
+    with pytest.raises(PipelineError) as err:
+        BLOCKS[block].from_block({key: value})
+    assert str(err.value).startswith(message) and "\n" not in str(err.value), str(err.value)
+
+
+def test_unknown_keys_and_blocks_and_cross_field_rules():
+    with pytest.raises(PipelineError, match="^unknown key\\(s\\) in params block 'train': lrate; known keys: seed, epochs"):
+        TrainConfig.from_block({"lrate": 0.1})
+    with pytest.raises(PipelineError, match="^unknown params block\\(s\\) trian; known blocks: dataset, ingest"):
+        read_all({"trian": {}})
+    with pytest.raises(PipelineError, match="^dataset.labels names pos more than once"):
+        DatasetConfig.from_block({"labels": ["neg", "pos", "pos"]})
+    with pytest.raises(PipelineError, match="must be < 1 \\(train needs rows\\)"):
+        DatasetConfig.from_block({"validation_fraction": 0.5, "test_fraction": 0.5})
+    assert DatasetConfig.from_block({"labels": [1, 2]}).resolve().labels == ["1", "2"]
+    assert DatasetConfig.from_block(None) == DatasetConfig()
+
+
+def test_only_content_params_are_recorded():
+    cfg = TokenizeConfig(workers=2, chunk_size=10)
+    assert cfg.content_params() == {"lang": "en", "spacy_pipeline": None, "lowercase": True, "strip_html": True,
+                                    "normalize_whitespace": True}
+    assert TrainConfig().content_params() == TrainConfig().to_dict()
+
+
+@pytest.mark.parametrize("args,params,stderr", [
+    (["check"], {"train": {"lr": "abc"}}, "Error: train.lr must be a number, got 'abc'; fix it in params.yaml (or -S train.lr=...)\n"),
+    (["train"], {"train": {"epochs": "ten"}}, "Error: train.epochs must be a whole number, got 'ten'; fix it in params.yaml (or -S train.epochs=...)\n"),
+    (["tokenize"], {"dataset": {"name": ".."}}, "Error: dataset.name '..' is not a safe folder name; use letters, digits, "
+                                                "'_', '-' and '.' (not first), at most 100 characters, e.g. 'imdb' or 'tickets-2024'\n"),
+    (["vocab"], {"vocab": {"min_freq": "two"}}, "Error: vocab.min_freq must be a whole number, got 'two'; fix it in params.yaml (or -S vocab.min_freq=...)\n"),
+    (["bucket"], {"bucket": {"max_lenn": 3}}, "Error: unknown key(s) in params block 'bucket': max_lenn; known keys: max_len, boundaries, batch_size, seed\n"),
+    (["check"], {"dataset": {"name": "nosuch"}}, "Error: dataset 'nosuch' is not a preset (demo, imdb, sst2, ag_news); set dataset.source (files or hub) and dataset.path\n"),
+    (["train", "--nope"], {}, "Error: No such option '--nope'; see `textpipe train --help`\n"),
+    (["nosuch"], {}, "Error: No such command 'nosuch'; see `textpipe --help`\n"),
+    (["predict", "--file"], {}, "Error: Option '--file' requires an argument; see `textpipe predict --help`\n"),
+])
+def test_user_errors_through_the_console_script_are_one_line_exit_2(tmp_path, args, params, stderr):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = run_cli(*args, cwd=tmp_path, check=False)
+    assert (proc.returncode, proc.stderr, proc.stdout) == (2, stderr, ""), proc.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "params.yaml"], "nothing may be written"
+
+
+def test_unavailable_device_is_refused_before_work(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"device": "cuda"}}))
+    proc = run_cli("check", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr == ("Error: train.device is 'cuda' but this machine has no CUDA device that torch can use; "
+                           "set train.device to auto or cpu\n")
+
+
+def test_help_and_bad_params_file():
+    assert "Commands (in pipeline order)" in run_cli("--help").stdout
+    proc = run_cli("check", "--params", "/nonexistent/params.yaml", check=False)
+    assert (proc.returncode, proc.stderr) == (2, "Error: params file /nonexistent/params.yaml not found; run from the "
+                                                 "project folder or pass --params\n")
+
+
+def test_cli_module_does_not_import_torch_or_spacy():
+    code = "import sys, stages.cli; print(sorted(m for m in ('torch', 'spacy', 'datasets') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    assert out.strip() == "[]"
