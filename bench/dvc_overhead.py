@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import dvc, make_project, ran_stages  # noqa: E402
+from tools.project import dvc, make_project, ran_stages  # noqa: E402
 
 
 def timed(*args, cwd) -> tuple[float, str]:

@@ -29,11 +29,12 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from pipeline.buckets import BUCKET_DEFAULTS, bucket_stage  # noqa: E402
-from pipeline.datasets import DATASET_DEFAULTS, ingest, resolve_dataset  # noqa: E402
-from pipeline.shards import SHARD_DEFAULTS, shard_stage  # noqa: E402
-from pipeline.tokenize import TOKENIZE_DEFAULTS, tokenize_dataset  # noqa: E402
-from pipeline.vocab import VOCAB_DEFAULTS, vocab_stage  # noqa: E402
+from pipeline.buckets import bucket_stage  # noqa: E402
+from pipeline.config import BucketConfig, DatasetConfig, ShardConfig, TokenizeConfig, VocabConfig  # noqa: E402
+from pipeline.ingest import ingest  # noqa: E402
+from pipeline.shards import shard_stage  # noqa: E402
+from pipeline.tokenize import tokenize_dataset  # noqa: E402
+from pipeline.vocab import vocab_stage  # noqa: E402
 
 
 class PeakRSS:
@@ -87,23 +88,24 @@ def plain_spacy_loop(data: Path) -> tuple[float, int]:
 
 
 def run_pipeline(data: Path, work: Path) -> dict:
-    cfg = resolve_dataset({**DATASET_DEFAULTS, "name": "imdb", "source": "files", "path": str(data)})
+    # the shipped defaults (pipeline.config), as `dvc repro` runs them
+    cfg = DatasetConfig(name="imdb", source="files", path=str(data)).resolve()
     times = {}
     with PeakRSS() as rss:
         t = time.perf_counter()
         ingest(cfg, work / "raw")
         times["ingest"] = time.perf_counter() - t
         t = time.perf_counter()
-        tok = tokenize_dataset(work / "raw", work / "tokens", dict(TOKENIZE_DEFAULTS))
+        tok, _ = tokenize_dataset(work / "raw", work / "tokens", TokenizeConfig())
         times["tokenize"] = time.perf_counter() - t
         t = time.perf_counter()
-        vocab_stage(work / "tokens", work / "vocab", dict(VOCAB_DEFAULTS))
+        vocab_stage(work / "tokens", work / "vocab", VocabConfig())
         times["vocab"] = time.perf_counter() - t
         t = time.perf_counter()
-        bucket_stage(work / "tokens", work / "vocab" / "vocab.tsv", work / "ids", dict(BUCKET_DEFAULTS))
+        bucket_stage(work / "tokens", work / "vocab" / "vocab.tsv", work / "ids", BucketConfig())
         times["bucket"] = time.perf_counter() - t
         t = time.perf_counter()
-        shard_stage(work / "ids", work / "vocab" / "vocab.tsv", work / "shards", dict(SHARD_DEFAULTS))
+        shard_stage(work / "ids", work / "vocab" / "vocab.tsv", work / "shards", ShardConfig())
         times["shard"] = time.perf_counter() - t
     return {"seconds": times, "total": sum(times.values()), "tokens": tok["tokens"], "peak_mem_mb": rss.peak / 2**20}
 

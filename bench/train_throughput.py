@@ -63,13 +63,13 @@ def main() -> None:
     ours, seed = [], []
     for r in range(args.repeats):
         torch.manual_seed(r)
-        sampler = LengthBucketSampler(data.lengths, data.buckets, 32, seed=r)
-        model = TextClassifier(vocab_size, len(reader.labels), 128, 128, 1, bool(args.bidirectional), rnn_impl="fused")
+        sampler = LengthBucketSampler(data.lengths, data.buckets, seed=r)  # the shipped train.batch_size
+        model = TextClassifier(vocab_size, len(reader.labels), bidirectional=bool(args.bidirectional), rnn_impl="fused")
         ours.append(run(model, data, sampler.batches(), args.steps))
         perm = np.random.default_rng(r).permutation(len(data))
         random_batches = [perm[i:i + 32].tolist() for i in range(0, len(perm), 32)]
         torch.manual_seed(r)
-        model = TextClassifier(vocab_size, len(reader.labels), 128, 128, 1, bool(args.bidirectional), rnn_impl="packed")
+        model = TextClassifier(vocab_size, len(reader.labels), bidirectional=bool(args.bidirectional), rnn_impl="packed")
         seed.append(run(model, data, random_batches, args.steps))
     med = statistics.median
     print(json.dumps({

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .config import TrainConfig as _T
 from .vocab import PAD_ID
 
 RNN_TYPES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -127,9 +128,9 @@ def run_packed(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> tuple
 class TextClassifier(nn.Module):
     """Embedding -> LSTM/GRU/RNN -> sentence vector (last state, max or mean) -> logits."""
 
-    def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, hidden_size: int = 128,
-                 num_layers: int = 1, bidirectional: bool = True, dropout: float = 0.0, rnn_type: str = "lstm",
-                 pooling: str = "last", rnn_impl: str = "fused"):
+    def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = _T.embed_dim, hidden_size: int = _T.hidden_size,
+                 num_layers: int = _T.num_layers, bidirectional: bool = _T.bidirectional, dropout: float = 0.0,
+                 rnn_type: str = _T.rnn_type, pooling: str = _T.pooling, rnn_impl: str = "fused"):
         super().__init__()
         if rnn_type not in RNN_TYPES:
             raise ValueError(f"rnn_type must be one of {', '.join(RNN_TYPES)}")

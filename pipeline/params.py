@@ -89,26 +89,23 @@ class _Mismatch(Exception):
     pass
 
 
+# YAML scalars each type accepts: no bool where a number is wanted, ints where a float is, never NaN.
+_SCALARS = {
+    bool: lambda v: isinstance(v, bool),
+    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v,
+    str: lambda v: isinstance(v, str),
+}
+
+
 def coerce(value: Any, hint: Any) -> Any:
     """``value`` checked against ``hint`` (ints are accepted for floats); raises _Mismatch."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return value
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Mismatch
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _Mismatch
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:  # not NaN
-            return float(value)
-        raise _Mismatch
-    if hint is str:
-        if isinstance(value, str):
-            return value
+    if hint in _SCALARS:
+        if _SCALARS[hint](value):
+            return float(value) if hint is float else value
         raise _Mismatch
     if origin is Literal:
         if any(value == a and type(value) is type(a) for a in args):

@@ -12,6 +12,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .config import TrainConfig as _T
 from .shards import SplitData
 
 
@@ -23,8 +24,9 @@ class LengthBucketSampler:
     than ``max_tokens`` forms a batch of its own.
     """
 
-    def __init__(self, lengths: np.ndarray, buckets: np.ndarray | None = None, batch_size: int = 32,
-                 max_tokens: int = 0, padding_noise: float = 0.1, shuffle: bool = True, seed: int = 0):
+    def __init__(self, lengths: np.ndarray, buckets: np.ndarray | None = None, batch_size: int = _T.batch_size,
+                 max_tokens: int = _T.max_tokens, padding_noise: float = _T.padding_noise, shuffle: bool = True,
+                 seed: int = 0):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.lengths = np.asarray(lengths, dtype=np.int64)

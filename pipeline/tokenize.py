@@ -42,6 +42,7 @@ from .errors import PipelineError
 from .fileio import atomic_dir, write_arrow, write_json
 from .schema import SPLITS
 
+_T = TokenizeConfig  # its field defaults are the library defaults
 TOKENS_TYPE = pa.list_(pa.string())
 _HTML_TAG = re.compile(r"<[^>]{0,200}>")
 
@@ -50,9 +51,9 @@ _HTML_TAG = re.compile(r"<[^>]{0,200}>")
 class TextNormalizer:
     """Cheap string clean-up applied before tokenization."""
 
-    lowercase: bool = True
-    strip_html: bool = True
-    normalize_whitespace: bool = True
+    lowercase: bool = _T.lowercase
+    strip_html: bool = _T.strip_html
+    normalize_whitespace: bool = _T.normalize_whitespace
 
     def __call__(self, text: str) -> str:
         if self.strip_html:
@@ -64,7 +65,7 @@ class TextNormalizer:
         return text
 
 
-def load_tokenizer(lang: str = "en", spacy_pipeline: str | None = None) -> Callable:
+def load_tokenizer(lang: str = _T.lang, spacy_pipeline: str | None = None) -> Callable:
     """spaCy tokenizer: ``spacy.blank(lang)``'s by default, or an installed pipeline's."""
     import spacy
 
@@ -120,8 +121,8 @@ class ParallelTokenizer:
         normalizer = TextNormalizer(cfg.lowercase, cfg.strip_html, cfg.normalize_whitespace)
         return cls(cfg.lang, cfg.spacy_pipeline, normalizer, cfg.workers if workers is None else workers, cfg.chunk_size)
 
-    def __init__(self, lang: str = "en", spacy_pipeline: str | None = None, normalizer: TextNormalizer | None = None,
-                 workers: int = 0, chunk_size: int = 2000):
+    def __init__(self, lang: str = _T.lang, spacy_pipeline: str | None = None, normalizer: TextNormalizer | None = None,
+                 workers: int = _T.workers, chunk_size: int = _T.chunk_size):
         self.init_args = (lang, spacy_pipeline, normalizer or TextNormalizer())
         self.workers = workers or os.cpu_count() or 1
         self.chunk_size = max(1, int(chunk_size))

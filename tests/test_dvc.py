@@ -33,6 +33,12 @@ def test_repro_runs_everything_then_nothing(project):
     assert ran_stages(out) == ALL
     report = project / "artifacts" / "demo" / "eval" / "report.md"
     assert report.exists() and "## Confusion matrix" in report.read_text()
+    # the demo's verdict sentences decide its labels; the model the first dvc repro trained gets these right
+    proc = run_cli("predict", "--json", "The acting was truly superb. Highly recommended.",
+                   "The plot was truly tedious. I want my money back.", cwd=project)
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["label"] for r in rows] == ["pos", "neg"], rows
+    assert all(abs(sum(r["probs"].values()) - 1) < 1e-3 for r in rows)
     t = time.perf_counter()
     again = dvc("repro", cwd=project).stdout
     elapsed = time.perf_counter() - t
@@ -162,5 +168,3 @@ def test_dag_order_and_standalone_stage(project):
     before = (project / "artifacts/demo/vocab/vocab.tsv").read_bytes()
     run_cli("vocab", cwd=project)
     assert (project / "artifacts/demo/vocab/vocab.tsv").read_bytes() == before
-    proc = run_cli("predict", "The acting was truly superb. Highly recommended.", cwd=project)
-    assert proc.stdout.split("\t")[0] in ("pos", "neg")
