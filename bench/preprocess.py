@@ -6,6 +6,12 @@ Runs ingest -> tokenize -> vocab -> bucket -> shard in-process on
 the median over --repeats runs.
 
     python bench/preprocess.py --repeats 3
+
+With --scales, the same ingest -> shard on the train file concatenated N times
+(same test file), each run in a fresh process, to show time grows linearly
+and peak memory (sum of PSS over the process tree) stays flat:
+
+    python bench/preprocess.py --scales 1,2,4 --repeats 3
 """
 from __future__ import annotations
 
@@ -13,7 +19,9 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -110,14 +118,59 @@ def run_pipeline(data: Path, work: Path) -> dict:
     return {"seconds": times, "total": sum(times.values()), "tokens": tok["tokens"], "peak_mem_mb": rss.peak / 2**20}
 
 
+def scaled_copy(data: Path, scale: int, dest: Path) -> Path:
+    """``dest`` holding the train file concatenated ``scale`` times and the same test file."""
+    dest.mkdir(parents=True, exist_ok=True)
+    train = pq.read_table(data / "train.parquet")
+    with pq.ParquetWriter(dest / "train.parquet", train.schema) as writer:
+        for _ in range(scale):
+            writer.write_table(train)
+    shutil.copy(data / "test.parquet", dest / "test.parquet")
+    return dest
+
+
+def scale_series(data: Path, scales: list[int], repeats: int) -> dict:
+    """ingest -> shard at each scale, each run in a fresh process (its own peak memory); medians."""
+    series = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for scale in scales:
+            copy = scaled_copy(data, scale, Path(tmp) / f"x{scale}")
+            runs = []
+            for _ in range(repeats):
+                out = subprocess.run([sys.executable, __file__, "--data", str(copy), "--pipeline-only"],
+                                     capture_output=True, text=True, check=True).stdout
+                runs.append(json.loads(out))
+            med = statistics.median
+            series[f"x{scale}"] = {"train_rows": 25000 * scale, "seconds": round(med(r["total"] for r in runs), 2),
+                                   "peak_mem_mb_pss_sum": round(med(r["peak_mem_mb"] for r in runs), 1),
+                                   "runs_seconds": [round(r["total"], 2) for r in runs],
+                                   "runs_peak_mb": [round(r["peak_mem_mb"], 1) for r in runs]}
+    base = series[f"x{scales[0]}"]
+    for key, row in series.items():
+        row["time_ratio"] = round(row["seconds"] / base["seconds"], 3)
+        row["memory_ratio"] = round(row["peak_mem_mb_pss_sum"] / base["peak_mem_mb_pss_sum"], 3)
+    return series
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "imdb"))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--scales", default="", help="e.g. 1,2,4: ingest->shard on train x N (fresh process each)")
+    ap.add_argument("--pipeline-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     data = Path(args.data)
     if not data.is_dir():
         sys.exit(f"{data} not found: this benchmark needs the IMDB Parquet files (train/test)")
+    if args.pipeline_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(run_pipeline(data, Path(tmp))))
+        return
+    if args.scales:
+        scales = [int(x) for x in args.scales.split(",")]
+        print(json.dumps({"machine": {"cores": os.cpu_count()}, "repeats": args.repeats,
+                          "series": scale_series(data, scales, args.repeats)}, indent=2))
+        return
     runs, plains = [], []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:

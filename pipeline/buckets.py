@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from .config import BucketConfig
 from .errors import PipelineError
-from .fileio import atomic_dir, read_arrow, read_json, write_arrow, write_json
+from .fileio import ArrowWriter, arrow_schema, atomic_dir, iter_arrow, read_json, write_json
 from .schema import SPLITS
 from .vocab import UNK_ID, Vocabulary
 
@@ -79,8 +79,11 @@ def padding_waste(lengths: np.ndarray, batch_size: int, buckets: np.ndarray | No
     return round((padded - real) / padded, 6) if padded else 0.0
 
 
-def encode_split(table: pa.Table, vocab: Vocabulary, max_len: int) -> tuple[pa.Table, dict]:
-    """Tokens -> int32 ids (truncated to ``max_len`` if > 0); empty docs become one ``<unk>``."""
+def encode_split(table: pa.Table, vocab: Vocabulary, max_len: int, first_row: int = 0) -> tuple[pa.Table, dict]:
+    """Tokens -> int32 ids (truncated to ``max_len`` if > 0); empty docs become one ``<unk>``.
+
+    ``table`` may be one batch of a split; ``first_row`` is the split index of its first row.
+    """
     tokens = table.column("tokens").combine_chunks()
     lengths = pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
     truncated = int((lengths > max_len).sum()) if max_len else 0
@@ -99,7 +102,7 @@ def encode_split(table: pa.Table, vocab: Vocabulary, max_len: int) -> tuple[pa.T
         "ids": pa.ListArray.from_arrays(pa.array(_offsets(new_len)), ids),
         "label": table.column("label"),
         "length": pa.array(new_len.astype(np.int32)),
-        "row": pa.array(np.arange(table.num_rows, dtype=np.int64)),
+        "row": pa.array(np.arange(first_row, first_row + table.num_rows, dtype=np.int64)),
     }, metadata=table.schema.metadata)
     return out, {"rows": out.num_rows, "truncated": truncated, "empty_as_unk": int(empty.sum())}
 
@@ -110,33 +113,50 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
     return offsets
 
 
+def encoded_lengths(tokens_path: Path, max_len: int) -> np.ndarray:
+    """The length every row will have after :func:`encode_split` (truncated; empty -> 1), read column-only."""
+    parts = [b.column(0).to_numpy() for b in iter_arrow(tokens_path, ["length"])]
+    lengths = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+    if max_len:
+        lengths = np.minimum(lengths, max_len)
+    return np.maximum(lengths, 1)
+
+
+IDS_SCHEMA = pa.schema([("ids", pa.list_(pa.int32())), ("label", pa.int64()), ("length", pa.int32()),
+                        ("row", pa.int64()), ("bucket", pa.int16())])
+
+
 def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, cfg: BucketConfig) -> dict:
+    """Encode every split batch by batch into ``out_dir``. Only per-row lengths (a few bytes a row) are held
+    whole: they give the train quantiles and the padding-waste figures."""
     tokens_dir = Path(tokens_dir)
     vocab = Vocabulary.load(vocab_path)
-    max_len = cfg.max_len
-    encoded = {}
-    stats: dict = {"splits": {}}
-    for split in SPLITS:
-        path = tokens_dir / f"{split}.arrow"
-        if path.exists():
-            encoded[split], stats["splits"][split] = encode_split(read_arrow(path), vocab, max_len)
-    if "train" not in encoded:
+    splits = [s for s in SPLITS if (tokens_dir / f"{s}.arrow").exists()]
+    if "train" not in splits:
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
-    train_lengths = encoded["train"].column("length").to_numpy()
-    bounds = bucket_boundaries(train_lengths, cfg.boundaries)
-    batch_size, seed = cfg.batch_size, cfg.seed
+    lengths = {split: encoded_lengths(tokens_dir / f"{split}.arrow", cfg.max_len) for split in splits}
+    bounds = bucket_boundaries(lengths["train"], cfg.boundaries)
+    stats: dict = {"splits": {}}
     with atomic_dir(out_dir) as tmp:
-        for split, table in encoded.items():
-            lengths = table.column("length").to_numpy()
-            buckets = assign_buckets(lengths, bounds)
-            table = table.append_column("bucket", pa.array(buckets, pa.int16()))
-            write_arrow(table, tmp / f"{split}.arrow")
-            s = stats["splits"][split]
-            s["padding_waste_random"] = padding_waste(lengths, batch_size, None, seed)
-            s["padding_waste_bucketed"] = padding_waste(lengths, batch_size, buckets, seed)
-            s["bucket_rows"] = np.bincount(buckets, minlength=len(bounds)).tolist()
+        for split in splits:
+            counts = {"rows": 0, "truncated": 0, "empty_as_unk": 0}
+            source = tokens_dir / f"{split}.arrow"
+            schema = IDS_SCHEMA.with_metadata(arrow_schema(source).metadata)
+            with ArrowWriter(tmp / f"{split}.arrow", schema) as writer:
+                for batch in iter_arrow(source):
+                    table, c = encode_split(pa.Table.from_batches([batch]), vocab, cfg.max_len, counts["rows"])
+                    buckets = assign_buckets(table.column("length").to_numpy(), bounds)
+                    writer.write(table.append_column("bucket", pa.array(buckets)).cast(schema))
+                    counts = {k: counts[k] + c[k] for k in counts}
+            buckets = assign_buckets(lengths[split], bounds)
+            stats["splits"][split] = {
+                **counts,
+                "padding_waste_random": padding_waste(lengths[split], cfg.batch_size, None, cfg.seed),
+                "padding_waste_bucketed": padding_waste(lengths[split], cfg.batch_size, buckets, cfg.seed),
+                "bucket_rows": np.bincount(buckets, minlength=len(bounds)).tolist(),
+            }
         stats["boundaries"] = bounds
-        stats["batch_size"] = batch_size
+        stats["batch_size"] = cfg.batch_size
         write_json(tmp / "buckets.json", {"boundaries": bounds})
         upstream = {**read_json(tokens_dir / "params.json"), **read_json(Path(vocab_path).parent / "params.json")}
         write_json(tmp / "params.json", {**upstream, "bucket": cfg.content_params()})

@@ -110,6 +110,76 @@ def write_arrow(table: pa.Table, path: str | os.PathLike) -> None:
 
 
 def read_arrow(path: str | os.PathLike) -> pa.Table:
-    """Read an Arrow IPC file memory-mapped (zero-copy)."""
+    """Read a whole Arrow IPC file memory-mapped (zero-copy); small files and tests only."""
     with pa.memory_map(str(path), "r") as source:
         return pa.ipc.open_file(source).read_all()
+
+
+def iter_arrow(path: str | os.PathLike, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The record batches of an Arrow IPC file, one at a time, memory-mapped."""
+    with pa.memory_map(str(path), "r") as source:
+        reader = pa.ipc.open_file(source)
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i)
+            yield batch.select(columns) if columns else batch
+
+
+def arrow_schema(path: str | os.PathLike) -> pa.Schema:
+    with pa.memory_map(str(path), "r") as source:
+        return pa.ipc.open_file(source).schema
+
+
+def arrow_rows(path: str | os.PathLike) -> int:
+    with pa.memory_map(str(path), "r") as source:
+        reader = pa.ipc.open_file(source)
+        return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+
+
+class ArrowWriter:
+    """Writes an Arrow IPC file incrementally, in record batches of exactly ``ROWS_PER_BATCH`` rows
+    (the last one shorter), so the bytes depend on the rows only, never on how they arrived."""
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema):
+        self.schema = schema
+        self._sink = pa.OSFile(str(path), "wb")
+        self._writer = pa.ipc.new_file(self._sink, schema)
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
+        for b in batches:
+            if b.num_rows:
+                self._pending.append(b)
+                self._pending_rows += b.num_rows
+                self.rows += b.num_rows
+        if self._pending_rows >= ROWS_PER_BATCH:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self._pending:
+            return
+        table = pa.Table.from_batches(self._pending, self.schema).combine_chunks()
+        full = (table.num_rows // ROWS_PER_BATCH) * ROWS_PER_BATCH
+        cut = table.num_rows if final else full
+        if cut:
+            self._writer.write_table(table.slice(0, cut), max_chunksize=ROWS_PER_BATCH)
+        rest = table.slice(cut)
+        self._pending = rest.to_batches() if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def close(self) -> None:
+        self._flush(final=True)
+        self._writer.close()
+        self._sink.close()
+
+    def __enter__(self) -> "ArrowWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._writer.close()
+            self._sink.close()

@@ -10,8 +10,10 @@ Output contract (``<out>/``)::
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -20,8 +22,8 @@ import pyarrow.parquet as pq
 
 from .config import DataSource, IngestConfig
 from .errors import PipelineError
-from .fileio import atomic_dir, write_json
-from .schema import labels_metadata
+from .fileio import ROWS_PER_BATCH, atomic_dir, write_json
+from .schema import SPLITS, labels_metadata
 from .sources import load_splits
 
 
@@ -59,14 +61,21 @@ def _label_ids(split: str, labels: pa.ChunkedArray, names: list[str]) -> np.ndar
     return index.cast(pa.int64()).to_numpy()
 
 
-def clean_split(split: str, table: pa.Table, cfg: DataSource, names: list[str], empty_text: str) -> tuple[pa.Table, dict]:
-    """Select and validate columns, count and drop unusable rows; return (text,label) table and counts."""
+def check_columns(split: str, table: pa.Table, cfg: DataSource) -> None:
     for col in (cfg.text_column, cfg.label_column):
         if col not in table.column_names:
             key = "text_column" if col == cfg.text_column else "label_column"
             raise PipelineError(
                 f"split '{split}' has no column '{col}'; columns are: {', '.join(table.column_names)} (set dataset.{key})"
             )
+
+
+def clean_split(split: str, table: pa.Table, cfg: DataSource, names: list[str], empty_text: str) -> tuple[pa.Table, dict]:
+    """Select and validate columns, count and drop unusable rows; return (text,label) table and counts.
+
+    ``table`` may be one record batch of a split: the counts add up over batches.
+    """
+    check_columns(split, table, cfg)
     text = table.column(cfg.text_column)
     if text.null_count == len(text):  # an all-empty CSV column is inferred as null/float
         text = pa.chunked_array([pa.nulls(len(text), pa.string())])
@@ -109,49 +118,85 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.flatnonzero(mask), carved_idx
 
 
-def sample_rows(table: pa.Table, max_rows: int, seed: int) -> pa.Table:
-    """A reproducible random subset of at most ``max_rows`` rows, original order kept."""
-    if not max_rows or table.num_rows <= max_rows:
-        return table
-    idx = np.sort(np.random.default_rng(seed).permutation(table.num_rows)[:max_rows])
-    return table.take(pa.array(idx))
+def sample_rows(n: int, max_rows: int, seed: int) -> np.ndarray:
+    """Positions of a reproducible random subset of at most ``max_rows`` of ``n`` rows, in order."""
+    if not max_rows or n <= max_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:max_rows])
+
+
+def _batches(table: pa.Table) -> Iterator[pa.Table]:
+    for batch in table.to_batches(max_chunksize=ROWS_PER_BATCH):
+        yield pa.Table.from_batches([batch])
 
 
 def ingest(cfg: DataSource, out_dir: str | Path, params: IngestConfig = IngestConfig()) -> dict:
-    """Load, validate and write the raw splits of ``cfg`` into ``out_dir``; return the stats."""
-    empty_text, max_rows = params.empty_text, params.max_rows
+    """Load, validate and write the raw splits of ``cfg`` into ``out_dir``; return the stats.
+
+    Streaming: the source tables (memory-mapped by Hugging Face ``datasets``) are read in record
+    batches twice. The first pass cleans and counts and keeps only each kept row's label id
+    (8 bytes a row), which decides the stratified carve and the ``max_rows`` sample; the second
+    cleans again and routes each row to its output split's Parquet writer.
+    """
     raw = load_splits(cfg)
-    names = _label_names(cfg, raw["train"].column(cfg.label_column) if cfg.label_column in raw["train"].column_names else pa.chunked_array([[]], pa.int64()))
-    tables: dict[str, pa.Table] = {}
+    for split, table in raw.items():
+        check_columns(split, table, cfg)
+    names = _label_names(cfg, raw["train"].column(cfg.label_column))
+    labels: dict[str, np.ndarray] = {}
     dropped: dict[str, dict] = {}
     for split, table in raw.items():
-        tables[split], dropped[split] = clean_split(split, table, cfg, names, empty_text)
+        parts, counts = [], Counter()
+        for batch in _batches(table):
+            clean, d = clean_split(split, batch, cfg, names, params.empty_text)
+            parts.append(clean.column("label").to_numpy())
+            counts.update(d)
+        labels[split] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        dropped[split] = dict(counts) or clean_split(split, table.slice(0, 0), cfg, names, params.empty_text)[1]
+    # Where each kept row goes: its own split, or (train) a carved split; -1 = left out by max_rows.
+    dest = {split: np.full(len(labels[split]), SPLITS.index(split), np.int8) for split in raw}
     carved: dict[str, str] = {}
+    available = np.arange(len(labels["train"]))
     for target, frac in (("test", cfg.test_fraction), ("validation", cfg.validation_fraction)):
-        if target not in tables and frac > 0:
-            keep, cut = stratified_split(tables["train"].column("label").to_numpy(), frac, cfg.seed)
-            tables[target] = tables["train"].take(pa.array(cut))
-            tables["train"] = tables["train"].take(pa.array(keep))
+        if target not in raw and frac > 0:
+            keep, cut = stratified_split(labels["train"][available], frac, cfg.seed)
+            dest["train"][available[cut]] = SPLITS.index(target)
+            available = available[keep]
             carved[target] = f"{frac:.0%} of train, stratified, seed {cfg.seed}"
-    for split in list(tables):
-        tables[split] = sample_rows(tables[split], max_rows, cfg.seed)
-        if tables[split].num_rows == 0:
-            raise PipelineError(f"split '{split}' is empty after dropping unusable rows ({dropped.get(split, {})}); check the data and columns")
-    meta = labels_metadata(names)
+    outputs = [*raw, *(t for t in ("test", "validation") if t in carved)]
+    out_labels = {}
+    for out in outputs:
+        source = "train" if out in carved else out
+        rows = np.flatnonzero(dest[source] == SPLITS.index(out))
+        left_out = np.setdiff1d(np.arange(len(rows)), sample_rows(len(rows), params.max_rows, cfg.seed))
+        dest[source][rows[left_out]] = -1
+        out_labels[out] = labels[source][dest[source] == SPLITS.index(out)]
+        if len(out_labels[out]) == 0:
+            raise PipelineError(f"split '{out}' is empty after dropping unusable rows ({dropped.get(out, {})}); "
+                                "check the data and columns")
     stats = {
         "dataset": cfg.name,
         "labels": names,
-        "rows": {s: t.num_rows for s, t in tables.items()},
-        "label_counts": {
-            s: {names[i]: int(n) for i, n in enumerate(np.bincount(t.column("label").to_numpy(), minlength=len(names)))}
-            for s, t in tables.items()
-        },
+        "rows": {s: len(out_labels[s]) for s in outputs},
+        "label_counts": {s: {names[i]: int(n) for i, n in enumerate(np.bincount(out_labels[s], minlength=len(names)))}
+                         for s in outputs},
         "dropped": dropped,
         "carved": carved,
     }
+    schema = pa.schema([("text", pa.string()), ("label", pa.int64())], metadata=labels_metadata(names))
     with atomic_dir(out_dir) as tmp:
-        for split, table in tables.items():
-            pq.write_table(table.replace_schema_metadata(meta), tmp / f"{split}.parquet")
+        writers = {s: pq.ParquetWriter(tmp / f"{s}.parquet", schema) for s in outputs}
+        for split, table in raw.items():
+            offset = 0
+            for batch in _batches(table):
+                clean, _ = clean_split(split, batch, cfg, names, params.empty_text)
+                where = dest[split][offset:offset + clean.num_rows]
+                offset += clean.num_rows
+                for out in outputs:
+                    mask = where == SPLITS.index(out)
+                    if mask.any():
+                        writers[out].write_table(clean.filter(pa.array(mask)).cast(schema))
+        for writer in writers.values():
+            writer.close()
         write_json(tmp / "params.json", {"dataset": asdict(cfg), "ingest": params.content_params()})
         write_json(tmp / "stats.json", stats)
     return stats

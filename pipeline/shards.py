@@ -1,69 +1,97 @@
-"""Stage ``shard``: length-sorted, uncompressed Arrow IPC shards and their manifest.
+"""Stage ``shard``: length-bucketed, uncompressed Arrow IPC shards and their manifest.
+
+No global sort: one pass spills each split's rows to one temporary file per
+length bucket (input order); then every bucket is cut into shards of about
+``shard_size_mb`` and each shard is sorted by length within itself (ties in
+input order). Memory holds one shard at a time, whatever the split's size.
 
 Output contract (``<out>/``)::
 
     <split>-<nnnnn>.arrow  Arrow IPC file (Feather v2), uncompressed so it can
-                           be memory-mapped zero-copy; rows sorted by length
-                           (ties in input order); columns:
+                           be memory-mapped zero-copy; shards in bucket order,
+                           each holding rows of one bucket sorted by length;
+                           columns:
                              ids (list<int32>), label (int64), length (int32),
                              row (int64, index in the raw split), bucket (int16)
     manifest.json          written last. format, schema, class names, bucket
                            bounds, vocabulary sha256 and size, per split the
-                           shard files with rows, tokens, min/max length,
-                           bytes and sha256; the params that produced them
-                           (tokenize, vocab, bucket, shard).
+                           shard files with bucket, rows, tokens, min/max
+                           length, bytes and sha256; the params that produced
+                           them (tokenize, vocab, bucket, shard).
 
 :class:`ShardReader` is the only supported way to read them: it checks every
 checksum and the vocabulary hash before handing out memory-mapped columns.
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from .config import ShardConfig
 from .errors import PipelineError
-from .fileio import atomic_dir, read_arrow, read_json, sha256_file, write_arrow, write_json
+from .fileio import ArrowWriter, arrow_schema, atomic_dir, iter_arrow, read_json, sha256_file, write_arrow, write_json
 from .schema import SPLITS, read_labels
 
 FORMAT = "textpipe-shards/1"
 
 
+ROW_BYTES = 4 + 8 + 4 + 8 + 2  # per row besides its ids: list offset, label, length, row, bucket
+
+
 class ShardWriter:
-    """Writes one split as length-sorted shards of about ``target_bytes`` each."""
+    """Writes one split as shards of about ``target_bytes``, partitioned by length bucket in one pass."""
 
     def __init__(self, out_dir: str | Path, target_bytes: int):
         self.out_dir = Path(out_dir)
         self.target_bytes = target_bytes
 
-    def write_split(self, split: str, table: pa.Table) -> dict:
-        lengths = table.column("length").to_numpy()
+    def write_split(self, split: str, source: Path) -> dict:
+        spill = self.out_dir / f".spill-{split}"
+        spill.mkdir()
+        schema = arrow_schema(source)
+        writers: dict[int, ArrowWriter] = {}
+        for batch in iter_arrow(source):
+            buckets = batch.column("bucket").to_numpy()
+            for b in np.unique(buckets).tolist():
+                if b not in writers:
+                    writers[b] = ArrowWriter(spill / f"{b}.arrow", schema)
+                writers[b].write(batch.filter(pa.array(buckets == b)))
+        for writer in writers.values():
+            writer.close()
+        shards: list[dict] = []
+        for b in sorted(writers):
+            for part in self._cut(iter_arrow(spill / f"{b}.arrow")):
+                shards.append(self._write_shard(split, len(shards), b, part))
+        shutil.rmtree(spill)
+        return {"rows": sum(s["rows"] for s in shards), "tokens": sum(s["tokens"] for s in shards), "shards": shards}
+
+    def _cut(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
+        """Consecutive runs of rows of about ``target_bytes`` each (at least one row), input order."""
+        buffer: pa.Table | None = None
+        for batch in batches:
+            buffer = pa.Table.from_batches([batch]) if buffer is None else pa.concat_tables([buffer, pa.Table.from_batches([batch])])
+            cum = np.cumsum(buffer.column("length").to_numpy().astype(np.int64) * 4 + ROW_BYTES)
+            cuts = _cut_points(cum, self.target_bytes)
+            for lo, hi in zip(cuts[:-2], cuts[1:-1]):  # complete shards; the last run may still grow
+                yield buffer.slice(lo, hi - lo)
+            buffer = buffer.slice(cuts[-2]).combine_chunks()
+        if buffer is not None and buffer.num_rows:
+            yield buffer
+
+    def _write_shard(self, split: str, index: int, bucket: int, part: pa.Table) -> dict:
+        lengths = part.column("length").to_numpy()
         order = np.argsort(lengths, kind="stable")
-        table = table.take(pa.array(order))
-        lengths = lengths[order]
-        # bytes per row: ids + list offset + label + length + row + bucket
-        row_bytes = lengths.astype(np.int64) * 4 + 4 + 8 + 4 + 8 + 2
-        cuts = _cut_points(np.cumsum(row_bytes), self.target_bytes)
-        shards = []
-        for i, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:])):
-            part = table.slice(lo, hi - lo)
-            name = f"{split}-{i:05d}.arrow"
-            path = self.out_dir / name
-            write_arrow(part, path)
-            shards.append({
-                "file": name,
-                "rows": int(hi - lo),
-                "tokens": int(lengths[lo:hi].sum()),
-                "min_length": int(lengths[lo]),
-                "max_length": int(lengths[hi - 1]),
-                "bytes": path.stat().st_size,
-                "sha256": sha256_file(path),
-            })
-        return {"rows": table.num_rows, "tokens": int(lengths.sum()), "shards": shards}
+        name = f"{split}-{index:05d}.arrow"
+        path = self.out_dir / name
+        write_arrow(part.take(pa.array(order)), path)
+        return {"file": name, "bucket": bucket, "rows": part.num_rows, "tokens": int(lengths.sum()),
+                "min_length": int(lengths.min()), "max_length": int(lengths.max()),
+                "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def _cut_points(cum_bytes: np.ndarray, target: int) -> list[int]:
@@ -82,18 +110,19 @@ def _cut_points(cum_bytes: np.ndarray, target: int) -> list[int]:
 
 def shard_stage(ids_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, cfg: ShardConfig) -> dict:
     ids_dir = Path(ids_dir)
-    tables = {s: read_arrow(ids_dir / f"{s}.arrow") for s in SPLITS if (ids_dir / f"{s}.arrow").exists()}
-    if "train" not in tables:
+    sources = {s: ids_dir / f"{s}.arrow" for s in SPLITS if (ids_dir / f"{s}.arrow").exists()}
+    if "train" not in sources:
         raise PipelineError(f"{ids_dir}/train.arrow not found; run `textpipe bucket` first")
     bounds = read_json(ids_dir / "buckets.json")["boundaries"]
     vocab_lines = sum(1 for _ in open(vocab_path, encoding="utf-8"))
+    schema = arrow_schema(sources["train"])
     with atomic_dir(out_dir) as tmp:
         writer = ShardWriter(tmp, max(1, int(cfg.shard_size_mb * 2**20)))
-        splits = {s: writer.write_split(s, t) for s, t in tables.items()}
+        splits = {s: writer.write_split(s, path) for s, path in sources.items()}
         manifest = {
             "format": FORMAT,
-            "schema": {f.name: str(f.type) for f in tables["train"].schema},
-            "labels": read_labels(tables["train"].schema),
+            "schema": {f.name: str(f.type) for f in schema},
+            "labels": read_labels(schema),
             "boundaries": bounds,
             "vocab": {"sha256": sha256_file(vocab_path), "size": vocab_lines},
             "splits": splits,
@@ -101,8 +130,6 @@ def shard_stage(ids_dir: str | Path, vocab_path: str | Path, out_dir: str | Path
         }
         write_json(tmp / "manifest.json", manifest)
     return manifest
-
-
 @dataclass
 class SplitData:
     """One split's columns as numpy views over memory-mapped shards.

@@ -23,13 +23,14 @@ that produces the same tokens has the same hash and DVC stops there.
 """
 from __future__ import annotations
 
+import collections
 import multiprocessing as mp
 import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +40,7 @@ from tqdm.auto import tqdm
 
 from .config import TokenizeConfig
 from .errors import PipelineError
-from .fileio import atomic_dir, write_arrow, write_json
+from .fileio import ArrowWriter, atomic_dir, write_json
 from .schema import SPLITS
 
 _T = TokenizeConfig  # its field defaults are the library defaults
@@ -140,51 +141,79 @@ class ParallelTokenizer:
             self._pool.terminate()
             self._pool = None
 
+    def stream(self, chunks: Iterable[Sequence[str]]) -> Iterator[pa.Array]:
+        """Tokenize chunks of texts in order, holding at most two chunks per worker in flight,
+        so memory does not grow with the input (``Pool.imap`` would read all of it ahead)."""
+        if self._pool is None:
+            yield from map(_tokenize_chunk, chunks)
+            return
+        pending: collections.deque = collections.deque()
+        for chunk in chunks:
+            pending.append(self._pool.apply_async(_tokenize_chunk, (chunk,)))
+            if len(pending) >= 2 * self.workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
     def tokenize(self, texts: Sequence[str], desc: str = "tokenize") -> pa.ChunkedArray:
-        chunks = [texts[i:i + self.chunk_size] for i in range(0, len(texts), self.chunk_size)]
-        results: Iterable[pa.Array]
-        if self._pool is not None:
-            results = self._pool.imap(_tokenize_chunk, chunks)
-        else:
-            results = map(_tokenize_chunk, chunks)
+        """A list of texts (small inputs: predict, corpora) as one ``list<string>`` array."""
+        chunks = (texts[i:i + self.chunk_size] for i in range(0, len(texts), self.chunk_size))
         out = []
         with tqdm(total=len(texts), desc=desc, unit="doc", disable=None) as bar:
-            for arr in results:
+            for arr in self.stream(chunks):
                 out.append(arr)
                 bar.update(len(arr))
         return pa.chunked_array(out, type=TOKENS_TYPE)
 
 
+def tokenize_split(tok: ParallelTokenizer, raw_path: Path, out_path: Path, desc: str) -> dict:
+    """Stream one raw Parquet split through the tokenizer into an Arrow file; return its counts."""
+    source = pq.ParquetFile(raw_path)
+    labels: collections.deque = collections.deque()
+    schema = pa.schema([("tokens", TOKENS_TYPE), ("label", pa.int64()), ("length", pa.int32())],
+                       metadata=source.schema_arrow.metadata)
+
+    def chunks() -> Iterator[list[str]]:
+        for batch in source.iter_batches(batch_size=tok.chunk_size, columns=["text", "label"]):
+            labels.append(batch.column("label"))
+            yield batch.column("text").to_pylist()
+
+    docs = tokens = empty = 0
+    with ArrowWriter(out_path, schema) as writer, \
+            tqdm(total=source.metadata.num_rows, desc=desc, unit="doc", disable=None) as bar:
+        for arr in tok.stream(chunks()):
+            lengths = pc.list_value_length(arr).cast(pa.int32())
+            writer.write(pa.RecordBatch.from_arrays([arr, labels.popleft(), lengths], schema=schema))
+            docs += len(arr)
+            tokens += int(pc.sum(lengths).as_py() or 0)
+            empty += int(pc.sum(pc.equal(lengths, 0)).as_py() or 0)
+            bar.update(len(arr))
+    return {"docs": docs, "tokens": tokens, "empty_docs": empty}
+
+
 def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: TokenizeConfig) -> tuple[dict, dict]:
-    """Tokenize every split in ``raw_dir`` (the ingest output) into ``out_dir``; return (stats, timings)."""
+    """Tokenize every split in ``raw_dir`` (the ingest output) into ``out_dir``; return (stats, timings).
+
+    Each split streams: Parquet record batches in, chunks over the worker pool, Arrow record
+    batches out, so memory stays flat whatever the corpus size.
+    """
     raw_dir = Path(raw_dir)
     splits = [s for s in SPLITS if (raw_dir / f"{s}.parquet").exists()]
     if "train" not in splits:
         raise PipelineError(f"{raw_dir} has no train.parquet; run `textpipe ingest` (or `dvc repro ingest`) first")
     stats: dict = {"splits": {}}
     timings: dict = {"splits": {}}
-    total_tokens, start = 0, time.perf_counter()
+    start = time.perf_counter()
     with ParallelTokenizer.from_config(cfg) as tok, atomic_dir(out_dir) as tmp:
         for split in splits:
             t0 = time.perf_counter()
-            table = pq.read_table(raw_dir / f"{split}.parquet")
-            tokens = tok.tokenize(table.column("text").to_pylist(), desc=f"tokenize {split}")
-            lengths = pc.list_value_length(tokens).cast(pa.int32())
-            out = pa.table({"tokens": tokens, "label": table.column("label"), "length": lengths},
-                           metadata=table.schema.metadata)
-            write_arrow(out, tmp / f"{split}.arrow")
-            n_tokens = int(pc.sum(lengths).as_py() or 0)
-            total_tokens += n_tokens
-            stats["splits"][split] = {
-                "docs": out.num_rows,
-                "tokens": n_tokens,
-                "empty_docs": int(pc.sum(pc.equal(lengths, 0)).as_py() or 0),
-            }
+            stats["splits"][split] = tokenize_split(tok, raw_dir / f"{split}.parquet", tmp / f"{split}.arrow",
+                                                    f"tokenize {split}")
             timings["splits"][split] = {"seconds": round(time.perf_counter() - t0, 3)}
-        stats["tokens"] = total_tokens
+        stats["tokens"] = sum(s["tokens"] for s in stats["splits"].values())
         write_json(tmp / "params.json", {"tokenize": cfg.content_params()})
         write_json(tmp / "stats.json", stats)
     seconds = time.perf_counter() - start
-    timings.update(seconds=round(seconds, 3), tokens_per_second=round(total_tokens / max(seconds, 1e-9)),
+    timings.update(seconds=round(seconds, 3), tokens_per_second=round(stats["tokens"] / max(seconds, 1e-9)),
                    workers=tok.workers)
     return stats, timings

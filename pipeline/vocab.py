@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from .config import VocabConfig
 from .errors import PipelineError
-from .fileio import atomic_dir, atomic_path, read_arrow, sha256_file, write_json
+from .fileio import atomic_dir, atomic_path, iter_arrow, sha256_file, write_json
 from .schema import SPLITS
 
 PAD, UNK = "<pad>", "<unk>"
@@ -83,7 +83,7 @@ class Vocabulary:
         return cls(tokens, counts)
 
 
-def count_tokens(tokens: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
+def count_tokens(tokens: pa.ChunkedArray | pa.Array) -> tuple[list[str], np.ndarray]:
     """Distinct tokens of a ``list<string>`` column with their counts (C++ hash count)."""
     flat = pc.list_flatten(tokens)
     if len(flat) == 0:
@@ -92,7 +92,44 @@ def count_tokens(tokens: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
     return vc.field("values").to_pylist(), vc.field("counts").to_numpy()
 
 
-def build_vocab(tokens: pa.ChunkedArray, min_freq: int = 1, max_size: int = 0,
+class TokenCounter:
+    """Token counts merged from per-batch counts, so a split is never held whole.
+
+    Each batch is counted in C++ (``value_counts``); the partial counts are
+    merged with an Arrow group-by whenever they pile up, so memory follows the
+    number of distinct tokens, not the corpus size.
+    """
+
+    MERGE_ROWS = 1 << 21
+
+    def __init__(self) -> None:
+        self._parts: list[pa.Table] = []
+        self._rows = 0
+
+    def add(self, tokens: pa.Array | pa.ChunkedArray) -> None:
+        flat = pc.list_flatten(tokens)
+        if len(flat):
+            vc = pc.value_counts(flat)
+            self._parts.append(pa.table({"token": vc.field("values"), "count": vc.field("counts")}))
+            self._rows += len(vc)
+        if self._rows > self.MERGE_ROWS:
+            self._merge()
+
+    def _merge(self) -> None:
+        if len(self._parts) > 1:
+            merged = pa.concat_tables(self._parts).group_by("token").aggregate([("count", "sum")])
+            self._parts = [merged.rename_columns(["token", "count"])]
+        self._rows = self._parts[0].num_rows if self._parts else 0
+
+    def result(self) -> tuple[list[str], np.ndarray]:
+        self._merge()
+        if not self._parts:
+            return [], np.zeros(0, dtype=np.int64)
+        table = self._parts[0]
+        return table.column("token").to_pylist(), table.column("count").to_numpy()
+
+
+def build_vocab(tokens: pa.ChunkedArray | None, min_freq: int = 1, max_size: int = 0,
                 counted: tuple[list[str], np.ndarray] | None = None) -> Vocabulary:
     """Specials, then tokens with count >= ``min_freq`` by count desc then token, capped at ``max_size`` ids in all.
 
@@ -108,22 +145,29 @@ def build_vocab(tokens: pa.ChunkedArray, min_freq: int = 1, max_size: int = 0,
     return Vocabulary(list(SPECIALS) + ranked, [0, 0] + [count_of[w] for w in ranked])
 
 
-def unk_rate(vocab: Vocabulary, tokens: pa.ChunkedArray) -> dict:
+def unk_rate(vocab: Vocabulary, tokens: pa.ChunkedArray | pa.Array) -> dict:
     """Tokens and the share replaced by ``<unk>`` (fairseq's "% replaced by <unk>")."""
-    flat = pc.list_flatten(tokens)
-    total = len(flat)
-    unknown = int(pc.sum(pc.is_null(pc.index_in(flat, value_set=vocab._arrow))).as_py() or 0) if total else 0
+    total, unknown = _unk_counts(vocab, tokens)
     return {"tokens": total, "unk_tokens": unknown, "unk_rate": round(unknown / total, 6) if total else 0.0}
 
 
+def _unk_counts(vocab: Vocabulary, tokens: pa.ChunkedArray | pa.Array) -> tuple[int, int]:
+    flat = pc.list_flatten(tokens)
+    if not len(flat):
+        return 0, 0
+    return len(flat), int(pc.sum(pc.is_null(pc.index_in(flat, value_set=vocab._arrow))).as_py() or 0)
+
+
 def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, cfg: VocabConfig) -> dict:
-    """Build the vocabulary from ``<tokens_dir>/train.arrow`` and report OOV rates per split."""
+    """Build the vocabulary from ``<tokens_dir>/train.arrow`` and report OOV rates per split, streaming."""
     tokens_dir = Path(tokens_dir)
     if not (tokens_dir / "train.arrow").exists():
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
-    train = read_arrow(tokens_dir / "train.arrow").column("tokens")
-    words, counts = count_tokens(train)
-    vocab = build_vocab(train, cfg.min_freq, cfg.max_size, counted=(words, counts))
+    counter = TokenCounter()
+    for batch in iter_arrow(tokens_dir / "train.arrow", ["tokens"]):
+        counter.add(batch.column(0))
+    words, counts = counter.result()
+    vocab = build_vocab(None, cfg.min_freq, cfg.max_size, counted=(words, counts))
     kept = len(vocab) - len(SPECIALS)
     metrics = {
         "size": len(vocab),
@@ -134,9 +178,13 @@ def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, cfg: VocabConfig) -
     for split in SPLITS:
         path = tokens_dir / f"{split}.arrow"
         if path.exists():
-            rate = unk_rate(vocab, read_arrow(path).column("tokens"))
-            rate["coverage"] = round(1 - rate["unk_rate"], 6)
-            metrics["splits"][split] = rate
+            total = unknown = 0
+            for batch in iter_arrow(path, ["tokens"]):
+                t, u = _unk_counts(vocab, batch.column(0))
+                total, unknown = total + t, unknown + u
+            rate = round(unknown / total, 6) if total else 0.0
+            metrics["splits"][split] = {"tokens": total, "unk_tokens": unknown, "unk_rate": rate,
+                                        "coverage": round(1 - rate, 6)}
     with atomic_dir(out_dir) as tmp:
         vocab.save(tmp / "vocab.tsv")
         metrics["sha256"] = sha256_file(tmp / "vocab.tsv")

@@ -22,7 +22,7 @@ def test_normalizer():
 
 
 def test_demo_pipeline_contents_round_trip(tmp_path):
-    manifest = run_all(tmp_path, tokenize={"workers": 2, "chunk_size": 300}, shard={"shard_size_mb": 0.05})
+    manifest = run_all(tmp_path, tokenize={"workers": 2, "chunk_size": 300}, shard={"shard_size_mb": 0.01})
     raw = pq.read_table(tmp_path / "raw" / "train.parquet")
     tokens = read_arrow(tmp_path / "tokens" / "train.arrow")
     assert tokens.num_rows == raw.num_rows
@@ -37,21 +37,45 @@ def test_demo_pipeline_contents_round_trip(tmp_path):
     reader = ShardReader(tmp_path / "shards", vocab_path=tmp_path / "vocab" / "vocab.tsv")
     assert manifest["vocab"]["sha256"] == sha256_file(tmp_path / "vocab" / "vocab.tsv")
     shards = manifest["splits"]["train"]["shards"]
-    assert len(shards) > 1, "small shard size must give several shards"
+    bounds = manifest["boundaries"]
+    assert len(shards) > 2 * len(bounds), "small shards: each bucket spans several"
+    # shards in bucket order; each holds one bucket's rows, sorted by length, ties in input order
+    assert [s["bucket"] for s in shards] == sorted(s["bucket"] for s in shards)
+    all_tokens = tokens.column("tokens").to_pylist()
+    seen = []
     for s in shards:
+        part = read_arrow(tmp_path / "shards" / s["file"])
         assert sha256_file(tmp_path / "shards" / s["file"]) == s["sha256"]
-
-    # shards hold exactly the encoded input, sorted by length (ties in input order)
+        lengths, rows = part.column("length").to_pylist(), part.column("row").to_pylist()
+        assert lengths == sorted(lengths) and set(part.column("bucket").to_pylist()) == {s["bucket"]}
+        assert (s["rows"], s["min_length"], s["max_length"]) == (len(rows), lengths[0], lengths[-1])
+        assert all(rows[i] < rows[i + 1] for i in range(len(rows) - 1) if lengths[i] == lengths[i + 1])
+        lo = bounds[s["bucket"] - 1] if s["bucket"] else 0
+        assert lo < lengths[0] and lengths[-1] <= bounds[s["bucket"]]
+        # every row holds exactly the encoded tokens and the label of its raw row
+        assert part.column("ids").to_pylist() == [vocab.encode(all_tokens[r][:400]) or [1] for r in rows]
+        assert part.column("label").to_pylist() == [raw.column("label")[r].as_py() for r in rows]
+        seen += rows
+    assert sorted(seen) == list(range(raw.num_rows))
     table = reader.table("train")
-    lengths = table.column("length").to_pylist()
-    assert lengths == sorted(lengths) and table.num_rows == raw.num_rows
-    order = np.argsort(tokens.column("length").to_numpy(), kind="stable")
-    expected = [vocab.encode(tokens.column("tokens")[int(i)].as_py()) for i in order]
-    assert table.column("ids").to_pylist() == expected
-    assert table.column("label").to_pylist() == [raw.column("label")[int(i)].as_py() for i in order]
     split = reader.split("train")
-    assert [r.tolist() for r in split.rows(range(len(split)))] == expected
+    assert [r.tolist() for r in split.rows(range(len(split)))] == table.column("ids").to_pylist()
+    assert split.raw_rows.tolist() == seen
     assert reader.labels == ["neg", "pos"] and set(reader.splits) == {"train", "validation", "test"}
+
+
+def test_token_counter_merges_partial_counts_exactly(demo, monkeypatch):
+    from pipeline.vocab import TokenCounter, count_tokens
+
+    monkeypatch.setattr(TokenCounter, "MERGE_ROWS", 50)  # merge many times
+    tokens = read_arrow(demo / "tokens" / "train.arrow").column("tokens")
+    counter = TokenCounter()
+    for start in range(0, len(tokens), 97):
+        counter.add(tokens.slice(start, 97))
+    words, counts = counter.result()
+    expected_words, expected_counts = count_tokens(tokens)
+    assert dict(zip(words, counts.tolist())) == dict(zip(expected_words, expected_counts.tolist()))
+    assert len(words) == len(expected_words)
 
 
 def test_max_len_truncates_in_the_pipeline(demo, tmp_path):
