@@ -125,8 +125,10 @@ class TokenizeConfig(Block):
     lowercase: bool = True
     strip_html: bool = True
     normalize_whitespace: bool = True
-    workers: int = spec(0, ge=0, content=False)  # processes; 0 = all cores
+    workers: int = spec(0, ge=0, content=False)  # processes (Ray actors); 0 = all cores
     chunk_size: int = spec(2000, ge=1, content=False)  # texts per work unit
+    engine: Literal["local", "ray"] = spec("local", content=False)  # ray: Ray Data actors (pip install -e '.[ray]')
+    ray_address: str | None = spec(None, content=False)  # null: a local Ray ($RAY_ADDRESS wins); or a cluster address
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ class VocabConfig(Block):
     BLOCK = "vocab"
     min_freq: int = spec(2, ge=1)
     max_size: int = spec(30000, ge=0)  # including <pad> and <unk>; 0 = no cap
+    engine: Literal["local", "ray"] = spec("local", content=False)  # ray: a distributed merge of per-batch counts
+    ray_address: str | None = spec(None, content=False)
 
     def validate(self) -> None:
         if 0 < self.max_size <= 2:
@@ -204,6 +208,7 @@ class TrainConfig(Block):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: int = spec(0, ge=0)  # torch CPU threads; 0 = all cores
     eval_batch_size: int = spec(256, ge=1)
+    nproc: int = spec(1, ge=1)  # processes; > 1 runs the stage under torchrun (DDP: gloo on CPU, nccl on CUDA)
 
 
 @dataclass(frozen=True)

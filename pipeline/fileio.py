@@ -124,6 +124,17 @@ def iter_arrow(path: str | os.PathLike, columns: list[str] | None = None) -> Ite
             yield batch.select(columns) if columns else batch
 
 
+def read_arrow_batch(path: str | os.PathLike, index: int, column: str) -> pa.Array:
+    """One column of one record batch of an Arrow IPC file (memory-mapped)."""
+    with pa.memory_map(str(path), "r") as source:
+        return pa.ipc.open_file(source).get_batch(index).column(column)
+
+
+def arrow_batches(path: str | os.PathLike) -> int:
+    with pa.memory_map(str(path), "r") as source:
+        return pa.ipc.open_file(source).num_record_batches
+
+
 def arrow_schema(path: str | os.PathLike) -> pa.Schema:
     with pa.memory_map(str(path), "r") as source:
         return pa.ipc.open_file(source).schema

@@ -13,6 +13,10 @@ from .errors import PipelineError
 
 SPLITS = ("train", "validation", "test")
 LABELS_KEY = b"textpipe.labels"
+# The vocabulary's first two ids, the same in every vocabulary.
+PAD, UNK = "<pad>", "<unk>"
+SPECIALS = (PAD, UNK)
+PAD_ID, UNK_ID = 0, 1
 
 
 def labels_metadata(names: list[str]) -> dict[bytes, bytes]:

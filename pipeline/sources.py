@@ -6,7 +6,9 @@ packaged builders (parquet, csv, json), hub ids through ``load_dataset``.
 from __future__ import annotations
 
 import codecs
+import csv
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,11 @@ from .config import DataSource
 from .errors import PipelineError
 
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json"}
+# How delimited files are parsed. CSV: RFC 4180 (quoted fields, doubled quotes, embedded newlines).
+# TSV: tab-separated, no quote processing, so a '"' in a text is just a character. For both, only
+# an empty field is missing: pandas would otherwise read texts such as "NA", "null" or "nan" as missing.
+DIALECTS: dict[str, dict[str, Any]] = {".csv": {}, ".tsv": {"delimiter": "\t", "quoting": csv.QUOTE_NONE}}
+MISSING = {"keep_default_na": False, "na_values": [""]}
 
 
 def check_utf8(path: Path, chunk: int = 1 << 20) -> None:
@@ -46,9 +53,18 @@ def find_file(folder: Path, stem: str) -> Path | None:
     return found[0] if found else None
 
 
+def _quiet_datasets() -> Any:
+    """Hugging Face ``datasets`` without its own log lines and bars: errors reach the user as one line."""
+    import datasets
+
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
+    datasets.disable_progress_bars()
+    return datasets
+
+
 def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS) -> pa.Table:
     """One local file as an Arrow table, read by the Hugging Face builder for its suffix."""
-    import datasets
+    datasets = _quiet_datasets()
 
     ext = path.suffix.lower()
     builder = builders.get(ext)
@@ -56,7 +72,7 @@ def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS) -> pa.Table:
         raise PipelineError(f"{path}: unreadable file type '{ext}'; use one of {', '.join(builders)}")
     if builder != "parquet":
         check_utf8(path)
-    kwargs: dict[str, Any] = {"delimiter": "\t"} if ext == ".tsv" else {}
+    kwargs: dict[str, Any] = {**DIALECTS[ext], **MISSING} if ext in DIALECTS else {}
     try:
         ds = datasets.load_dataset(builder, data_files={"data": str(path)}, split="data", **kwargs)
     except Exception as exc:  # datasets wraps parser errors in many types
@@ -87,11 +103,37 @@ def load_splits(src: DataSource) -> dict[str, pa.Table]:
                 raise PipelineError(f"{folder} has no {stem}.{{parquet,csv,tsv,jsonl}} for the train split (it has: {have})")
             continue
         tables[split] = load_file(path)
+        if path.suffix.lower() in DIALECTS and src.text_column in tables[split].column_names:
+            verify_delimited(path, tables[split], src.text_column)
     return tables
 
 
+def verify_delimited(path: Path, table: pa.Table, text_column: str) -> None:
+    """Re-read a CSV/TSV with Python's own csv parser (same dialect) and check that every record's
+    text and the number of records equal what was loaded; else name the first line that disagrees."""
+    dialect = DIALECTS[path.suffix.lower()]
+    csv.field_size_limit(sys.maxsize)
+    texts = table.column(text_column)
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=dialect.get("delimiter", ","), quoting=dialect.get("quoting", csv.QUOTE_MINIMAL))
+        header = next(reader, [])
+        col = header.index(text_column) if text_column in header else None
+        row = 0
+        for record in reader:
+            if not record:
+                continue  # a blank line, skipped by both parsers
+            loaded = texts[row].as_py() if row < len(texts) else None
+            expected = record[col] if col is not None and col < len(record) else None
+            if row >= len(texts) or (loaded or "") != (expected or "") or len(record) != len(header):
+                raise PipelineError(f"{path} line {reader.line_num}: the record there does not parse as one row of "
+                                    f"{len(header)} fields (stray quote, delimiter or line break?); fix that line")
+            row += 1
+    if row != len(texts):
+        raise PipelineError(f"{path}: {len(texts)} rows were read but the file holds {row} records; check its quoting")
+
+
 def _load_hub(src: DataSource) -> dict[str, pa.Table]:
-    import datasets
+    datasets = _quiet_datasets()
 
     tables = {}
     for split, hub_split in src.splits.items():

@@ -24,6 +24,7 @@ that produces the same tokens has the same hash and DVC stops there.
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing as mp
 import os
 import re
@@ -166,36 +167,45 @@ class ParallelTokenizer:
         return pa.chunked_array(out, type=TOKENS_TYPE)
 
 
-def tokenize_split(tok: ParallelTokenizer, raw_path: Path, out_path: Path, desc: str) -> dict:
-    """Stream one raw Parquet split through the tokenizer into an Arrow file; return its counts."""
-    source = pq.ParquetFile(raw_path)
+def local_token_batches(tok: ParallelTokenizer, raw_path: Path) -> Iterator[tuple[pa.Array, pa.Array]]:
+    """(tokens, label) arrays of a raw Parquet split in row order, tokenized by the local worker pool."""
     labels: collections.deque = collections.deque()
-    schema = pa.schema([("tokens", TOKENS_TYPE), ("label", pa.int64()), ("length", pa.int32())],
-                       metadata=source.schema_arrow.metadata)
 
     def chunks() -> Iterator[list[str]]:
-        for batch in source.iter_batches(batch_size=tok.chunk_size, columns=["text", "label"]):
+        for batch in pq.ParquetFile(raw_path).iter_batches(batch_size=tok.chunk_size, columns=["text", "label"]):
             labels.append(batch.column("label"))
             yield batch.column("text").to_pylist()
 
+    for arr in tok.stream(chunks()):
+        yield arr, labels.popleft()
+
+
+def write_tokens(batches: Iterator[tuple[pa.Array, pa.Array]], raw_path: Path, out_path: Path, desc: str) -> dict:
+    """Write (tokens, label) arrays as they come into ``out_path``; return the split's counts."""
+    source = pq.ParquetFile(raw_path)
+    schema = pa.schema([("tokens", TOKENS_TYPE), ("label", pa.int64()), ("length", pa.int32())],
+                       metadata=source.schema_arrow.metadata)
     docs = tokens = empty = 0
     with ArrowWriter(out_path, schema) as writer, \
             tqdm(total=source.metadata.num_rows, desc=desc, unit="doc", disable=None) as bar:
-        for arr in tok.stream(chunks()):
+        for arr, labels in batches:
             lengths = pc.list_value_length(arr).cast(pa.int32())
-            writer.write(pa.RecordBatch.from_arrays([arr, labels.popleft(), lengths], schema=schema))
+            writer.write(pa.RecordBatch.from_arrays([arr, labels, lengths], schema=schema))
             docs += len(arr)
             tokens += int(pc.sum(lengths).as_py() or 0)
             empty += int(pc.sum(pc.equal(lengths, 0)).as_py() or 0)
             bar.update(len(arr))
+    if docs != source.metadata.num_rows:
+        raise PipelineError(f"tokenize wrote {docs} rows for {raw_path} which holds {source.metadata.num_rows}; "
+                            "rerun `dvc repro tokenize`")
     return {"docs": docs, "tokens": tokens, "empty_docs": empty}
 
 
 def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: TokenizeConfig) -> tuple[dict, dict]:
     """Tokenize every split in ``raw_dir`` (the ingest output) into ``out_dir``; return (stats, timings).
 
-    Each split streams: Parquet record batches in, chunks over the worker pool, Arrow record
-    batches out, so memory stays flat whatever the corpus size.
+    Each split streams: Parquet record batches in, chunks over the worker pool (or Ray actors with
+    ``engine: ray``), Arrow record batches out, so memory stays flat whatever the corpus size.
     """
     raw_dir = Path(raw_dir)
     splits = [s for s in SPLITS if (raw_dir / f"{s}.parquet").exists()]
@@ -204,16 +214,30 @@ def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: TokenizeConf
     stats: dict = {"splits": {}}
     timings: dict = {"splits": {}}
     start = time.perf_counter()
-    with ParallelTokenizer.from_config(cfg) as tok, atomic_dir(out_dir) as tmp:
+    workers = cfg.workers or os.cpu_count() or 1
+    with _engine(cfg, workers) as batches_of, atomic_dir(out_dir) as tmp:
         for split in splits:
             t0 = time.perf_counter()
-            stats["splits"][split] = tokenize_split(tok, raw_dir / f"{split}.parquet", tmp / f"{split}.arrow",
-                                                    f"tokenize {split}")
+            raw_path = raw_dir / f"{split}.parquet"
+            stats["splits"][split] = write_tokens(batches_of(raw_path), raw_path, tmp / f"{split}.arrow", f"tokenize {split}")
             timings["splits"][split] = {"seconds": round(time.perf_counter() - t0, 3)}
         stats["tokens"] = sum(s["tokens"] for s in stats["splits"].values())
         write_json(tmp / "params.json", {"tokenize": cfg.content_params()})
         write_json(tmp / "stats.json", stats)
     seconds = time.perf_counter() - start
     timings.update(seconds=round(seconds, 3), tokens_per_second=round(stats["tokens"] / max(seconds, 1e-9)),
-                   workers=tok.workers)
+                   workers=workers, engine=cfg.engine)
     return stats, timings
+
+
+@contextlib.contextmanager
+def _engine(cfg: TokenizeConfig, workers: int) -> Iterator[Callable[[Path], Iterator[tuple[pa.Array, pa.Array]]]]:
+    """A function from a raw split's path to its (tokens, label) arrays, by the configured engine."""
+    if cfg.engine == "ray":
+        from . import ray_engine
+
+        with ray_engine.ray_session(cfg.ray_address, workers):
+            yield lambda path: ray_engine.token_batches(path, cfg, workers)
+    else:
+        with ParallelTokenizer.from_config(cfg) as tok:
+            yield lambda path: local_token_batches(tok, path)

@@ -18,6 +18,12 @@ DVC metrics file and to the DVC plots CSV (the history plus tokens/s).
 A resume checkpoint (``last.pt`` under ``resume_dir``) is written after every
 epoch and removed when training ends; a rerun with the same config continues
 from it.
+
+Under torchrun (``train.nproc`` > 1, :mod:`pipeline.distributed`) every rank
+trains on its share of each epoch's batches through DistributedDataParallel;
+losses and counts are summed over ranks, every rank validates on the whole
+validation split (same weights, same result, same early-stopping decision),
+and only rank 0 writes checkpoints, history and outputs.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import build_model, make_checkpoint, pick_device, save_checkpoint
 from .config import TrainConfig
+from .distributed import World, rank_batches
 from .errors import PipelineError
 from .inference import predict_split
 from .progress import log
@@ -69,6 +76,7 @@ class Trainer:
         self.cfg = cfg
         self.config = cfg.to_dict()
         self.device = pick_device(cfg.device)
+        self.world = World.start(self.device)
         self.out_dir, self.vocab_path = Path(out_dir), Path(vocab_path)
         self.resume_path = Path(resume_dir) / "last.pt" if resume_dir else None
         self.reader = ShardReader(shards, vocab_path=vocab_path)
@@ -78,7 +86,7 @@ class Trainer:
             raise PipelineError("the shards have no validation split; set dataset.validation_fraction > 0 and rerun")
         self.train_data = self.reader.split("train")
         self.val_data = self.reader.split("validation")
-        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // self.world.size))
         torch.manual_seed(cfg.seed)
         self.model = build_model(self.config, len(self.vocab), len(self.labels), self.device)
         self.vectors = pick_vectors(cfg.vectors, vectors_dir, vocab_path)
@@ -86,6 +94,11 @@ class Trainer:
         if self.vectors:
             weights, self.vectors_covered = load_vectors(self.vectors, self.vocab, cfg.embed_dim)
             self.model.embedding.weight.data.copy_(weights)
+        self.net: nn.Module = self.model
+        if self.world.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.optimizer]
         self.optimizer = make_optimizer(opt_cls, self.model, cfg.lr, cfg.weight_decay)
         self.sampler = LengthBucketSampler(self.train_data.lengths, self.train_data.buckets, cfg.batch_size,
@@ -94,6 +107,7 @@ class Trainer:
         self.hash = config_hash({**self.config, "vectors_sha256": vectors_sha}, self.reader.manifest)
         self.history: list[dict] = []
         self.speed: list[float] = []
+        self.rows_speed: list[float] = []  # this run's epochs only (not resumed): a timing, not content
         self.best: dict | None = None
         self.best_state: dict | None = None
         self.step = 0
@@ -122,16 +136,17 @@ class Trainer:
         return True
 
     def _save_resume(self, epoch: int) -> None:
-        if self.resume_path:
+        if self.resume_path and self.world.main:
             self.resume_path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.resume_path) as tmp:
                 torch.save(self._state(epoch), tmp)
+        self.world.barrier()
 
     # ------------------------------------------------------------------ loop
     def train_epoch(self, epoch: int) -> dict:
         self.model.train()
         self.sampler.set_epoch(epoch)
-        batches = self.sampler.batches()
+        batches = rank_batches(self.sampler.batches(), self.world.rank, self.world.size)
         loss_sum, correct, seen, real, padded = 0.0, 0, 0, 0, 0
         start = time.perf_counter()
         bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=None, leave=False)
@@ -140,7 +155,7 @@ class Trainer:
                 break
             ids, lengths, labels = collate(self.train_data, batch)
             ids, labels = ids.to(self.device), labels.to(self.device)
-            logits = self.model(ids, lengths)
+            logits = self.net(ids, lengths)
             loss = nn.functional.cross_entropy(logits, labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -155,17 +170,19 @@ class Trainer:
             real += int(lengths.sum())
             padded += ids.numel()
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
+        loss_sum, correct, seen, real, padded = self.world.sum([loss_sum, correct, seen, real, padded])
         seconds = time.perf_counter() - start
         return {
             "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
             "padding_waste": (padded - real) / max(padded, 1), "tokens_per_s": real / max(seconds, 1e-9),
+            "rows_per_s": seen / max(seconds, 1e-9),
         }
 
     def fit(self) -> dict:
         """Train; write the outputs; return the run's timings and host facts (not content)."""
         resumed = self.try_resume()
         if resumed:
-            log(f"resuming from epoch {self.start_epoch - 1} (step {self.step})")
+            self._log(f"resuming from epoch {self.start_epoch - 1} (step {self.step})")
         t0 = time.perf_counter()
         for epoch in range(self.start_epoch, self.cfg.epochs + 1):
             stats = self.train_epoch(epoch)
@@ -174,7 +191,8 @@ class Trainer:
                    "val_loss": val["loss"], "val_acc": val["accuracy"], "padding_waste": stats["padding_waste"]}
             self.history.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
             self.speed.append(round(stats["tokens_per_s"], 1))
-            log(f"epoch {epoch}: train loss {stats['train_loss']:.4f} acc {stats['train_acc']:.4f} | "
+            self.rows_speed.append(stats["rows_per_s"])
+            self._log(f"epoch {epoch}: train loss {stats['train_loss']:.4f} acc {stats['train_acc']:.4f} | "
                        f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f} | padding {stats['padding_waste']:.1%} | "
                        f"{stats['tokens_per_s']:,.0f} tok/s")
             if self.best is None or val["accuracy"] > self.best["val_acc"]:
@@ -182,15 +200,23 @@ class Trainer:
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self._save_resume(epoch)
             if epoch - self.best["epoch"] >= self.cfg.patience > 0:
-                log(f"early stop: no validation gain for {self.cfg.patience} epoch(s)")
+                self._log(f"early stop: no validation gain for {self.cfg.patience} epoch(s)")
                 break
             if self.cfg.max_steps and self.step >= self.cfg.max_steps:
                 break
         self._write_outputs()
         return {"val_acc": self.best["val_acc"], "val_loss": round(self.best["val_loss"], 6),
                 "best_epoch": self.best["epoch"], "tokens_per_s": round(float(np.mean(self.speed)), 1),
+                "rows_per_s": round(float(np.mean(self.rows_speed)), 1) if self.rows_speed else None,
                 "seconds": round(time.perf_counter() - t0, 2), "resumed": resumed, "device": str(self.device),
-                "threads": torch.get_num_threads()}
+                "threads": torch.get_num_threads(), "processes": self.world.size}
+
+    def _log(self, message: str) -> None:
+        if self.world.main:
+            log(message)
+
+    def close(self) -> None:
+        self.world.close()
 
     def plot_rows(self) -> list[list]:
         """The DVC plots CSV rows (PLOT_FIELDS): the history plus each epoch's tokens/s."""
@@ -206,10 +232,12 @@ class Trainer:
             "rnn_impl": self.model.rnn_impl, "parameters": sum(p.numel() for p in self.model.parameters()),
             "vectors": str(self.vectors) if self.vectors else None, "vectors_covered": self.vectors_covered,
         }
-        with atomic_dir(self.out_dir) as tmp:
-            save_checkpoint(checkpoint, tmp / "model.pt")
-            write_csv(tmp / "history.csv", list(HISTORY_FIELDS), ([row[k] for k in HISTORY_FIELDS] for row in self.history))
-            write_json(tmp / "params.json", {"train": self.config})
-            write_json(tmp / "stats.json", stats)
-        if self.resume_path and self.resume_path.exists():
-            self.resume_path.unlink()
+        if self.world.main:
+            with atomic_dir(self.out_dir) as tmp:
+                save_checkpoint(checkpoint, tmp / "model.pt")
+                write_csv(tmp / "history.csv", list(HISTORY_FIELDS), ([row[k] for k in HISTORY_FIELDS] for row in self.history))
+                write_json(tmp / "params.json", {"train": self.config})
+                write_json(tmp / "stats.json", stats)
+            if self.resume_path and self.resume_path.exists():
+                self.resume_path.unlink()
+        self.world.barrier()

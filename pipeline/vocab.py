@@ -14,7 +14,7 @@ Output contract (``<out>/``)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -23,11 +23,8 @@ import pyarrow.compute as pc
 from .config import VocabConfig
 from .errors import PipelineError
 from .fileio import atomic_dir, atomic_path, iter_arrow, sha256_file, write_json
-from .schema import SPLITS
+from .schema import PAD, PAD_ID, SPECIALS, SPLITS, UNK, UNK_ID  # noqa: F401  (re-exported)
 
-PAD, UNK = "<pad>", "<unk>"
-SPECIALS = (PAD, UNK)
-PAD_ID, UNK_ID = 0, 1
 
 
 class Vocabulary:
@@ -158,15 +155,23 @@ def _unk_counts(vocab: Vocabulary, tokens: pa.ChunkedArray | pa.Array) -> tuple[
     return len(flat), int(pc.sum(pc.is_null(pc.index_in(flat, value_set=vocab._arrow))).as_py() or 0)
 
 
-def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, cfg: VocabConfig) -> dict:
-    """Build the vocabulary from ``<tokens_dir>/train.arrow`` and report OOV rates per split, streaming."""
+def count_file(path: Path) -> tuple[list[str], np.ndarray]:
+    """Distinct tokens and counts of a token file: per-batch counts merged locally
+    (:func:`pipeline.ray_engine.count_tokens` is the distributed equivalent)."""
+    counter = TokenCounter()
+    for batch in iter_arrow(path, ["tokens"]):
+        counter.add(batch.column(0))
+    return counter.result()
+
+
+def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, cfg: VocabConfig,
+                count: Callable[[Path], tuple[list[str], np.ndarray]] = count_file) -> dict:
+    """Build the vocabulary from ``<tokens_dir>/train.arrow`` (counted by ``count``) and report OOV rates
+    per split, streaming."""
     tokens_dir = Path(tokens_dir)
     if not (tokens_dir / "train.arrow").exists():
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
-    counter = TokenCounter()
-    for batch in iter_arrow(tokens_dir / "train.arrow", ["tokens"]):
-        counter.add(batch.column(0))
-    words, counts = counter.result()
+    words, counts = count(tokens_dir / "train.arrow")
     vocab = build_vocab(None, cfg.min_freq, cfg.max_size, counted=(words, counts))
     kept = len(vocab) - len(SPECIALS)
     metrics = {

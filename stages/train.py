@@ -1,6 +1,8 @@
 """`textpipe train`: train the classifier on the shards."""
 import click
 
+from pipeline import distributed
+from pipeline.errors import PipelineError
 from pipeline.fileio import write_csv, write_json
 from pipeline.layout import metrics_file, plots_file, resume_dir, stage_dir, vocab_file
 from pipeline.train import PLOT_FIELDS, Trainer
@@ -13,10 +15,20 @@ from .common import echo_json, params_option, stage_configs
 def main(params_path: str) -> None:
     """Train; keep the best epoch in artifacts/<dataset>/model/. An interrupted run resumes from its last epoch."""
     dataset, cfg = stage_configs(params_path, "train")
+    if cfg["train"].nproc > 1 and not distributed.launched():
+        code = distributed.launch(cfg["train"].nproc, ["train", "--params", params_path])
+        if code:
+            raise PipelineError(f"training under torchrun with {cfg['train'].nproc} processes failed (exit {code}); "
+                                "see the lines above")
+        return
     name = dataset.name
     trainer = Trainer(stage_dir(name, "shard"), vocab_file(name), stage_dir(name, "train"), cfg["train"],
                       resume_dir(name), stage_dir(name, "vectors"))
-    run = trainer.fit()
-    write_json(metrics_file("train"), run)
-    write_csv(plots_file("train"), list(PLOT_FIELDS), trainer.plot_rows())
-    echo_json(run)
+    try:
+        run = trainer.fit()
+    finally:
+        trainer.close()
+    if trainer.world.main:
+        write_json(metrics_file("train"), run)
+        write_csv(plots_file("train"), list(PLOT_FIELDS), trainer.plot_rows())
+        echo_json(run)

@@ -1,4 +1,6 @@
 """`textpipe vocab`: build the frequency-capped vocabulary from the training split."""
+import os
+
 import click
 
 from pipeline.fileio import write_json
@@ -13,6 +15,13 @@ from .common import echo_json, params_option, stage_configs
 def main(params_path: str) -> None:
     """Write artifacts/<dataset>/vocab/vocab.tsv and coverage / % <unk> per split."""
     dataset, cfg = stage_configs(params_path, "vocab")
-    metrics = vocab_stage(stage_dir(dataset.name, "tokenize"), stage_dir(dataset.name, "vocab"), cfg["vocab"])
+    tokens, out = stage_dir(dataset.name, "tokenize"), stage_dir(dataset.name, "vocab")
+    if cfg["vocab"].engine == "ray":
+        from pipeline import ray_engine
+
+        with ray_engine.ray_session(cfg["vocab"].ray_address, os.cpu_count() or 1):
+            metrics = vocab_stage(tokens, out, cfg["vocab"], count=ray_engine.count_tokens)
+    else:
+        metrics = vocab_stage(tokens, out, cfg["vocab"])
     write_json(metrics_file("vocab"), metrics)
     echo_json({"size": metrics["size"], "unk_rate": {s: m["unk_rate"] for s, m in metrics["splits"].items()}})

@@ -117,3 +117,49 @@ def test_shared_sst2_ingests_real_counts(tmp_path):
     stats = ingest(cfg(name="sst2", source="files", path=str(path), text_column="text"), tmp_path / "raw")
     assert stats["rows"] == {"train": 67349, "validation": 872}
     assert stats["label_counts"]["validation"] == {"negative": 428, "positive": 444}
+
+
+HOSTILE_TEXTS = ['"urgent" refund please', '"unclosed quote at the start', 'a ""doubled"" quote', "ends with a quote\"",
+                 "NA", "null", "nan", "N/A", "None", "-", "emoji 🎉 and עברית and zero\u200bwidth", "plain text"]
+
+
+def test_tsv_with_stray_quotes_is_read_exactly(tmp_path):
+    rows = [(HOSTILE_TEXTS[i % len(HOSTILE_TEXTS)] + f" #{i}", ("billing", "tech")[i % 2]) for i in range(300)]
+    write_csv(tmp_path / "d", "train.tsv", "text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows))
+    stats = ingest(cfg(name="t", source="files", path=str(tmp_path / "d"), validation_fraction=0.0), tmp_path / "o")
+    assert stats["rows"] == {"train": 300} and stats["dropped"]["train"] == {"null_text": 0, "empty_text": 0, "null_label": 0}
+    t = pq.read_table(tmp_path / "o" / "train.parquet")
+    assert t.column("text").to_pylist() == [r[0] for r in rows]
+    assert t.column("label").to_pylist() == [["billing", "tech"].index(r[1]) for r in rows]
+
+
+def test_csv_with_embedded_newlines_quotes_and_na_words_is_read_exactly(tmp_path):
+    import csv
+    import io
+
+    texts = HOSTILE_TEXTS + ["two\nlines", "comma, inside", 'quote " inside', "\ttabbed\t", "trailing newline\n"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["text", "label"])
+    writer.writerows((t, i % 2) for i, t in enumerate(texts))
+    write_csv(tmp_path / "d", "train.csv", buf.getvalue())
+    stats = ingest(cfg(name="c", source="files", path=str(tmp_path / "d"), validation_fraction=0.0), tmp_path / "o")
+    assert stats["rows"] == {"train": len(texts)}
+    assert pq.read_table(tmp_path / "o" / "train.parquet").column("text").to_pylist() == texts
+
+
+def test_tsv_line_with_an_extra_tab_is_refused_naming_the_line(tmp_path):
+    write_csv(tmp_path / "d", "train.tsv", "text\tlabel\nfine\t1\nhas\ta tab\t0\nfine too\t1\n")
+    with pytest.raises(PipelineError) as err:
+        ingest(cfg(name="t", source="files", path=str(tmp_path / "d"), validation_fraction=0.0), tmp_path / "o")
+    assert "train.tsv" in str(err.value) and "line 3" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "o").exists()
+
+
+def test_unparseable_csv_is_one_line_through_the_cli(tmp_path, write_params):
+    write_csv(tmp_path / "e", "train.csv", 'text,label\n"unclosed,1\nnext,0\n')
+    params = write_params(dataset={"name": "e", "source": "files", "path": str(tmp_path / "e")})
+    proc = run_cli("ingest", "--params", params, cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"Error: could not read {tmp_path / 'e' / 'train.csv'} as csv: ParserError: Error tokenizing "
+                           "data. C error: EOF inside string starting at row 1\n")

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def test_readme_commands_are_found_and_the_test_command_is_what_ci_runs():
     assert runnable_part(install[0]) == "dvc repro"
     assert "dvc dag" in [c.split("#")[0].strip() for c in commands]
     tools = {c.split()[0] for c in commands}
-    assert tools == {"python3", "dvc", "git", "textpipe", "cat"}, tools  # nothing a user lacks
+    assert tools == {"python3", "dvc", "git", "textpipe", "cat", "ray", "RAY_ADDRESS=127.0.0.1:6390"}, tools
 
 
 STAND_IN_SPLITS = {"imdb": ("train", "test"), "sst2": ("train", "validation")}
@@ -164,6 +165,19 @@ def _checks(project: Path) -> dict:
         assert used["vectors"] == "artifacts/sst2/vectors/vectors.txt"
         assert used["vectors_covered"] == stats["vocab_words_covered"]
 
+    def ray_local(out: str) -> None:
+        # the same token and vocabulary bytes as the local engine: nothing after vocab reruns
+        assert ran_stages(out) == ["check", "tokenize", "vocab"], out
+        assert json.loads((art / "metrics" / "tokenize.json").read_text())["engine"] == "ray"
+
+    def ray_cluster(out: str) -> None:
+        assert ran_stages(out) == ["check", "tokenize"], out
+        assert json.loads((art / "metrics" / "tokenize.json").read_text())["workers"] == 2
+
+    def two_processes(out: str) -> None:
+        assert ran_stages(out) == ["check", "train", "evaluate"], out
+        assert json.loads((art / "metrics" / "train.json").read_text())["processes"] == 2
+
     def plots(out: str) -> None:
         assert (project / "dvc_plots" / "index.html").exists(), out
 
@@ -195,6 +209,9 @@ def _checks(project: Path) -> dict:
         "dvc exp show --no-pager --drop '.*' --keep 'Experiment|dataset.name|^accuracy": per_dataset_table,
         "dvc exp show --no-pager --drop '.*' --keep 'Experiment|dataset.name|train.lr": exp_table,
         "dvc dag": dag,
+        "dvc exp run -S tokenize.engine=ray -S vocab.engine=ray": ray_local,
+        "RAY_ADDRESS=127.0.0.1:6390 dvc exp run -S tokenize.engine=ray": ray_cluster,
+        "dvc exp run -S train.nproc=2": two_processes,
         "dvc plots show": plots,
         "textpipe predict": predicted_two,
         "cat reviews.txt | textpipe predict": predicted_two,
@@ -223,9 +240,18 @@ def test_every_readme_command_runs_in_order(tmp_path):
     subprocess.run(["git", "commit", "-qam", "quick params"], cwd=project, check=True)
 
     checks = _checks(project)
-    seen: dict[str, int] = {}
     commands = [c for c in map(runnable_part, readme_commands((REPO / "README.md").read_text())) if c]
     checked = set()
+    try:
+        _run_in_order(commands, project, checks, checked)
+    finally:  # the README starts a Ray head on loopback; never leave it running
+        if shutil.which("ray"):
+            subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120)
+    assert checked == set(checks) | {OFFLINE_HUB}, set(checks) - checked
+
+
+def _run_in_order(commands, project, checks, checked):
+    seen: dict[str, int] = {}
     for command in commands:
         bare = command.split(" #")[0].strip()
         seen[bare] = seen.get(bare, 0) + 1
@@ -245,4 +271,3 @@ def test_every_readme_command_runs_in_order(tmp_path):
         if key:
             checks[key](out)
             checked.add(key)
-    assert checked == set(checks) | {OFFLINE_HUB}, set(checks) - checked

@@ -1,0 +1,4 @@
+"""`python -m stages ...` is `textpipe ...` (what torchrun launches)."""
+from .cli import main
+
+main()

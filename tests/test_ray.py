@@ -1,0 +1,74 @@
+"""The Ray Data engine gives byte-identical token files and vocabulary to the local engine.
+
+A local Ray (2 CPUs, 127.0.0.1 only) is started once for this module and stopped after it.
+"""
+import pytest
+
+from pipeline import ray_engine
+from pipeline.config import IngestConfig, TokenizeConfig, VocabConfig
+from pipeline.tokenize import tokenize_dataset
+from pipeline.vocab import vocab_stage
+
+from .helpers import shared_dataset
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (the test extra has it)")
+
+OUTPUTS = ("train.arrow", "validation.arrow", "test.arrow", "stats.json", "params.json")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def same_files(a, b, names):
+    for name in names:
+        if (a / name).exists() or (b / name).exists():
+            assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ray_tokenize_and_vocab_equal_local_on_the_demo(demo, local_ray, tmp_path, workers):
+    stats, timings = tokenize_dataset(demo / "raw", tmp_path / "tokens",
+                                      TokenizeConfig(engine="ray", workers=workers, chunk_size=300))
+    assert timings["engine"] == "ray" and stats["splits"]["train"]["docs"] == 1440
+    same_files(demo / "tokens", tmp_path / "tokens", OUTPUTS)
+    vocab_stage(tmp_path / "tokens", tmp_path / "vocab", VocabConfig(engine="ray"), count=ray_engine.count_tokens)
+    same_files(demo / "vocab", tmp_path / "vocab", ("vocab.tsv", "metrics.json", "params.json"))
+
+
+@pytest.mark.slow
+def test_ray_equals_local_on_imdb_rows(local_ray, tmp_path):
+    from pipeline.config import DatasetConfig
+    from pipeline.ingest import ingest
+
+    path = shared_dataset("imdb")
+    ingest(DatasetConfig(name="imdb", source="files", path=str(path)).resolve(), tmp_path / "raw", IngestConfig(max_rows=2000))
+    tokenize_dataset(tmp_path / "raw", tmp_path / "local", TokenizeConfig(workers=2))
+    tokenize_dataset(tmp_path / "raw", tmp_path / "ray", TokenizeConfig(engine="ray", workers=2, chunk_size=500))
+    same_files(tmp_path / "local", tmp_path / "ray", OUTPUTS)
+    vocab_stage(tmp_path / "local", tmp_path / "vl", VocabConfig())
+    vocab_stage(tmp_path / "ray", tmp_path / "vr", VocabConfig(engine="ray"), count=ray_engine.count_tokens)
+    same_files(tmp_path / "vl", tmp_path / "vr", ("vocab.tsv", "metrics.json"))
+
+
+def test_ray_engine_without_ray_is_one_line(monkeypatch, tmp_path, demo):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=r"^engine 'ray' needs Ray: pip install -e '.\[ray\]'"):
+        tokenize_dataset(demo / "raw", tmp_path / "t", TokenizeConfig(engine="ray"))
+    assert not (tmp_path / "t").exists()
