@@ -31,10 +31,9 @@ def same_files(a, b, names):
             assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_ray_tokenize_and_vocab_equal_local_on_the_demo(demo, local_ray, tmp_path, workers):
+def test_ray_tokenize_and_vocab_equal_local_on_the_demo(demo, local_ray, tmp_path):
     stats, timings = tokenize_dataset(demo / "raw", tmp_path / "tokens",
-                                      TokenizeConfig(engine="ray", workers=workers, chunk_size=300))
+                                      TokenizeConfig(engine="ray", workers=2, chunk_size=300))
     assert timings["engine"] == "ray" and stats["splits"]["train"]["docs"] == 1440
     same_files(demo / "tokens", tmp_path / "tokens", OUTPUTS)
     vocab_stage(tmp_path / "tokens", tmp_path / "vocab", VocabConfig(engine="ray"), count=ray_engine.count_tokens)
