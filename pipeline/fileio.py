@@ -140,12 +140,6 @@ def arrow_schema(path: str | os.PathLike) -> pa.Schema:
         return pa.ipc.open_file(source).schema
 
 
-def arrow_rows(path: str | os.PathLike) -> int:
-    with pa.memory_map(str(path), "r") as source:
-        reader = pa.ipc.open_file(source)
-        return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-
-
 class ArrowWriter:
     """Writes an Arrow IPC file incrementally, in record batches of exactly ``ROWS_PER_BATCH`` rows
     (the last one shorter), so the bytes depend on the rows only, never on how they arrived."""
