@@ -23,7 +23,8 @@ import pyarrow.compute as pc
 
 from .config import BucketConfig
 from .errors import PipelineError
-from .fileio import ArrowWriter, arrow_schema, atomic_dir, iter_arrow, read_json, write_json
+from .fileio import ArrowWriter, arrow_schema, iter_arrow, read_json, write_json
+from .integrity import sealed_dir, verify_dir
 from .schema import SPLITS
 from .vocab import UNK_ID, Vocabulary
 
@@ -130,6 +131,8 @@ def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | 
     """Encode every split batch by batch into ``out_dir``. Only per-row lengths (a few bytes a row) are held
     whole: they give the train quantiles and the padding-waste figures."""
     tokens_dir = Path(tokens_dir)
+    verify_dir(tokens_dir, "tokenize")
+    verify_dir(Path(vocab_path).parent, "vocab")
     vocab = Vocabulary.load(vocab_path)
     splits = [s for s in SPLITS if (tokens_dir / f"{s}.arrow").exists()]
     if "train" not in splits:
@@ -137,7 +140,7 @@ def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | 
     lengths = {split: encoded_lengths(tokens_dir / f"{split}.arrow", cfg.max_len) for split in splits}
     bounds = bucket_boundaries(lengths["train"], cfg.boundaries)
     stats: dict = {"splits": {}}
-    with atomic_dir(out_dir) as tmp:
+    with sealed_dir(out_dir) as tmp:
         for split in splits:
             counts = {"rows": 0, "truncated": 0, "empty_as_unk": 0}
             source = tokens_dir / f"{split}.arrow"

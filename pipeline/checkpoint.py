@@ -26,6 +26,7 @@ import torch
 
 from .errors import PipelineError
 from .fileio import atomic_path, sha256_file
+from .integrity import verify_dir
 from .model import TextClassifier
 
 FORMAT = "textpipe-model/1"
@@ -78,6 +79,19 @@ def load_checkpoint(path: str | Path, vocab_path: str | Path | None = None) -> d
     path = Path(path)
     if not path.exists():
         raise PipelineError(f"model {path} not found; run `textpipe train` (or `dvc repro train`) first")
+    verify_dir(path.parent, "train")
+    ckpt = read_checkpoint_file(path)
+    if vocab_path is not None and sha256_file(vocab_path) != ckpt.get("vocab_sha256"):
+        raise PipelineError(
+            f"model {path} was trained with another vocabulary than {vocab_path} (another dataset or vocab params); "
+            "rerun `dvc repro` for this dataset"
+        )
+    return ckpt
+
+
+def read_checkpoint_file(path: str | Path) -> dict:
+    """``torch.load(weights_only=True)`` of a checkpoint file: a damaged file or one carrying pickled
+    code is refused in one line (the code never runs)."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -85,11 +99,6 @@ def load_checkpoint(path: str | Path, vocab_path: str | Path | None = None) -> d
                             "retrain with `dvc repro -f train`") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise PipelineError(f"{path} is not a {FORMAT} checkpoint; retrain with `dvc repro -f train`")
-    if vocab_path is not None and sha256_file(vocab_path) != ckpt.get("vocab_sha256"):
-        raise PipelineError(
-            f"model {path} was trained with another vocabulary than {vocab_path} (another dataset or vocab params); "
-            "rerun `dvc repro` for this dataset"
-        )
     return ckpt
 
 

@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device
 from .config import EvaluateConfig
-from .fileio import atomic_dir, write_csv, write_json, write_text
+from .fileio import write_csv, write_json, write_text
+from .integrity import sealed_dir, verify_dir
 from .inference import predict_split
 from .report import plot_confusion, plot_curves, render_report
 from .shards import ShardReader
@@ -83,6 +84,7 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
                    out_dir: str | Path, cfg: EvaluateConfig) -> tuple[dict, list[tuple[str, str]]]:
     """Score the model, write the report folder; return (metrics, confusion pairs)."""
     model_dir = Path(model_dir)
+    verify_dir(raw_dir, "ingest")
     ckpt = load_checkpoint(model_dir / "model.pt", vocab_path)
     reader = ShardReader(shards, vocab_path=vocab_path)
     split = cfg.split if cfg.split != "auto" else ("test" if "test" in reader.splits else "validation")
@@ -95,7 +97,7 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
     picked = pick_examples(data.labels, result["pred"], cfg.examples)
     examples = example_rows(picked, data.raw_rows, data.labels, result["pred"], result["probs"], labels,
                             Path(raw_dir) / f"{split}.parquet")
-    with atomic_dir(out_dir) as tmp:
+    with sealed_dir(out_dir) as tmp:
         has_curves = plot_curves(read_history(model_dir / "history.csv"), tmp / "curves.png")
         plot_confusion(metrics["confusion"], labels, tmp / "confusion.png")
         write_csv(tmp / "per_class.csv", ["label", "precision", "recall", "f1", "support"],

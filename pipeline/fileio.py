@@ -8,16 +8,55 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def temp_prefix(final: Path) -> str:
+    """Temporary siblings carry the writer's pid, so a later run can tell a dead writer's leftovers."""
+    return f".{final.name}.{os.getpid()}."
+
+
+def sweep_stale(final: str | os.PathLike) -> int:
+    """Remove temporary siblings of ``final`` left by writers that are no longer running; return how many."""
+    final = Path(final)
+    removed = 0
+    if not final.parent.is_dir():
+        return 0
+    for entry in final.parent.glob(f".{glob_escape(final.name)}.*"):
+        parts = entry.name[len(final.name) + 2:].split(".")
+        if len(parts) < 2 or not parts[0].isdigit() or parts[-1] not in ("tmp", "old") or _alive(int(parts[0])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 @contextlib.contextmanager
@@ -25,8 +64,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; artifacts are for the whole team
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -41,23 +81,42 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces ``path`` whole.
 
     A stage that writes a folder builds it completely in the temporary
-    directory, so readers never see a mix of old and new files.
+    directory, so readers never see a mix of old and new files. Leftovers of
+    writers that were killed are removed first. The swap moves any existing
+    folder aside under a name unique to this writer, so concurrent writers
+    never collide on a shared name: the last one to finish wins whole.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    sweep_stale(final)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes 0700
     try:
         yield tmp
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        _swap_in(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, final: Path, attempts: int = 20) -> None:
+    for _ in range(attempts):
+        old = None
+        if final.exists():
+            old = final.with_name(f"{temp_prefix(final)}{uuid.uuid4().hex[:8]}.old")
+            try:
+                os.replace(final, old)
+            except FileNotFoundError:  # another writer moved it first
+                old = None
+        try:
+            os.replace(tmp, final)
+            return
+        except OSError as exc:  # another writer put its folder in place between our two renames
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    raise OSError(errno.EBUSY, f"could not put {final} in place: other writers keep replacing it")
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
@@ -188,3 +247,35 @@ class ArrowWriter:
         else:
             self._writer.close()
             self._sink.close()
+
+
+_HELD_LOCKS: dict[Path, int] = {}
+
+
+def lock_output(path: str | os.PathLike) -> None:
+    """Hold an exclusive lock on writing ``path`` until this process exits.
+
+    The lock is ``flock`` on ``.<name>.lock`` beside ``path``: the kernel releases it when the
+    process ends however it ends, so a lock left by a killed run never blocks the next one.
+    A second writer of the same output gets a one-line error naming the holder.
+    """
+    import fcntl
+
+    from .errors import PipelineError
+
+    final = Path(path).absolute()
+    if final in _HELD_LOCKS:
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    lock = final.with_name(f".{final.name}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise PipelineError(f"{path} is being written by another textpipe process (pid {holder}); "
+                            "wait for it to finish or stop it, then run again") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _HELD_LOCKS[final] = fd

@@ -5,11 +5,17 @@ Output contract (``<out>/``)::
     train.parquet, validation.parquet[, test.parquet]
         columns: text (string), label (int64, 0-based class id)
         schema metadata b"textpipe.labels": JSON list of class names, id order
-    stats.json   rows and label counts per split, rows dropped and why
+    stats.json   rows and label counts per split, rows dropped and why, exact
+                 duplicates per split (repeated rows; texts seen with conflicting
+                 labels) and validation/test rows whose text is also in train
+    checksums.json  size and sha256 of every file, written last (pipeline.integrity)
     params.json  the resolved dataset config and ingest params
 """
 from __future__ import annotations
 
+import hashlib
+import re
+import tempfile
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -22,7 +28,8 @@ import pyarrow.parquet as pq
 
 from .config import DataSource, IngestConfig
 from .errors import PipelineError
-from .fileio import ROWS_PER_BATCH, atomic_dir, write_json
+from .fileio import ROWS_PER_BATCH, sweep_stale, temp_prefix, write_json
+from .integrity import sealed_dir
 from .schema import SPLITS, labels_metadata
 from .sources import load_splits
 
@@ -30,19 +37,54 @@ from .sources import load_splits
 # --------------------------------------------------------------------------- cleaning
 
 
+_WHOLE = re.compile(r"[+-]?\d+")
+
+
+def _whole_floats(split: str, labels: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Float labels that are whole numbers (CSV readers make ``0/1`` with a blank into floats) as int64."""
+    values = labels.drop_null()
+    if len(values) and not pc.all(pc.equal(pc.floor(values), values)).as_py():
+        odd = sorted(set(pc.filter(values, pc.not_equal(pc.floor(values), values)).to_pylist()))[:5]
+        raise PipelineError(f"split '{split}' has label(s) {odd} that are not whole numbers; labels must be "
+                            "class ids (0, 1, ...) or class names")
+    return labels.cast(pa.int64())
+
+
+def label_values(split: str, labels: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The label column as int64 (ids, booleans, whole floats) or as strings."""
+    typ = labels.type
+    if pa.types.is_floating(typ):
+        return _whole_floats(split, labels)
+    if pa.types.is_integer(typ) or pa.types.is_boolean(typ):
+        return labels.cast(pa.int64())
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return labels.cast(pa.string())
+    raise PipelineError(f"split '{split}' has labels of type {typ}; labels must be class ids or class names")
+
+
 def _label_names(cfg: DataSource, train_labels: pa.ChunkedArray) -> list[str]:
+    """Class names in id order: ``dataset.labels``, else the distinct training labels, numbers in numeric
+    order (``'2'`` before ``'10'``) and names in alphabetical order. Never a class that train lacks."""
     if cfg.labels:
         return [str(x) for x in cfg.labels]
-    values = pc.unique(train_labels.drop_null()).to_pylist()
-    if pa.types.is_integer(train_labels.type) or pa.types.is_boolean(train_labels.type):
-        return [str(i) for i in range(int(max(values)) + 1)] if values else []
-    return sorted(str(v) for v in values)
+    values = pc.unique(label_values("train", train_labels).drop_null()).to_pylist()
+    strings = [str(v) for v in values]
+    numeric = [v for v in strings if _WHOLE.fullmatch(v)]
+    if numeric and len(numeric) < len(strings):
+        names = sorted(set(strings) - set(numeric))
+        raise PipelineError(f"the train labels mix numbers ({', '.join(sorted(numeric, key=int)[:5])}) and names "
+                            f"({', '.join(names[:5])}); use one kind, or list the classes in dataset.labels")
+    if numeric:
+        return sorted(strings, key=int)
+    return sorted(strings)
 
 
-def _label_ids(split: str, labels: pa.ChunkedArray, names: list[str]) -> np.ndarray:
-    typ = labels.type
-    if pa.types.is_integer(typ) or pa.types.is_boolean(typ):
-        ids = labels.cast(pa.int64()).to_numpy()
+def _label_ids(split: str, labels: pa.ChunkedArray, names: list[str], ids_given: bool) -> np.ndarray:
+    """Label ids: integer labels are ids into ``dataset.labels`` when it is given (``ids_given``);
+    otherwise every label is looked up by its text among the class names."""
+    values = label_values(split, labels)
+    if ids_given and pa.types.is_integer(values.type):
+        ids = values.to_numpy()
         bad = (ids < 0) | (ids >= len(names))
         if bad.any():
             unknown = sorted(set(ids[bad].tolist()))[:10]
@@ -51,14 +93,48 @@ def _label_ids(split: str, labels: pa.ChunkedArray, names: list[str]) -> np.ndar
                 f"(known labels: {', '.join(names)}); fix dataset.labels or the data"
             )
         return ids
-    as_str = labels.cast(pa.string())
+    as_str = values.cast(pa.string())
     index = pc.index_in(as_str, value_set=pa.array(names, pa.string()))
     if index.null_count:
         unknown = sorted(set(pc.filter(as_str, pc.is_null(index)).to_pylist()))[:10]
-        raise PipelineError(
-            f"split '{split}' has unknown label(s) {unknown}; known labels: {', '.join(names)} (set dataset.labels)"
-        )
+        if ids_given or split == "train":
+            raise PipelineError(f"split '{split}' has unknown label(s) {unknown}; known labels: {', '.join(names)} "
+                                "(set dataset.labels to every class, in id order)")
+        raise PipelineError(f"split '{split}' has label(s) {unknown} that train does not have (known labels: "
+                            f"{', '.join(names)}); add training rows of them, or drop those rows")
     return index.cast(pa.int64()).to_numpy()
+
+
+def check_classes(names: list[str], train_ids: np.ndarray) -> None:
+    """Every class needs training rows, and a classifier needs two classes."""
+    counts = np.bincount(train_ids, minlength=len(names))
+    empty = [names[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        raise PipelineError(f"class(es) {', '.join(empty)} have no training rows; remove them from dataset.labels "
+                            "or add training rows (a class the model never sees only lowers every score)")
+    if len(names) < 2:
+        raise PipelineError(f"the train split has one class only ({', '.join(names) or 'none'}); a classifier "
+                            "needs rows of at least two classes")
+
+
+def text_hashes(texts: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """An 8-byte fingerprint of each text (to count exact duplicates and overlap, 8 bytes a row)."""
+    out = np.empty(len(texts), dtype=np.uint64)
+    for i, t in enumerate(texts.to_pylist()):
+        out[i] = int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little")
+    return out
+
+
+def duplicate_stats(hashes: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict:
+    """Exact duplicates per split (rows repeating an earlier row's text; texts seen with different labels)
+    and rows of validation/test whose text is also in train."""
+    dupes = {}
+    for split, h in hashes.items():
+        distinct = len(np.unique(h))
+        pairs = len(np.unique(np.stack([h, labels[split].astype(np.uint64)]), axis=1).T) if len(h) else 0
+        dupes[split] = {"repeated_rows": int(len(h) - distinct), "texts_with_conflicting_labels": int(pairs - distinct)}
+    overlap = {f"{s}_in_train": int(np.isin(hashes[s], hashes["train"]).sum()) for s in hashes if s != "train"}
+    return {"duplicates": dupes, "overlap": overlap}
 
 
 def check_columns(split: str, table: pa.Table, cfg: DataSource) -> None:
@@ -99,7 +175,7 @@ def clean_split(split: str, table: pa.Table, cfg: DataSource, names: list[str], 
         text = pc.fill_null(text, "")
     text = pc.filter(text, keep)
     label = pc.filter(label, keep)
-    ids = _label_ids(split, label, names)
+    ids = _label_ids(split, label, names, bool(cfg.labels))
     out = pa.table({"text": text, "label": pa.array(ids, pa.int64())})
     return out, dropped
 
@@ -134,23 +210,37 @@ def ingest(cfg: DataSource, out_dir: str | Path, params: IngestConfig = IngestCo
     """Load, validate and write the raw splits of ``cfg`` into ``out_dir``; return the stats.
 
     Streaming: the source tables (memory-mapped by Hugging Face ``datasets``) are read in record
-    batches twice. The first pass cleans and counts and keeps only each kept row's label id
-    (8 bytes a row), which decides the stratified carve and the ``max_rows`` sample; the second
-    cleans again and routes each row to its output split's Parquet writer.
+    batches twice. The first pass cleans and counts and keeps only each kept row's label id and
+    text fingerprint (16 bytes a row), which decide the stratified carve, the ``max_rows`` sample
+    and the duplicate counts; the second cleans again and routes each row to its output split's
+    Parquet writer. Local files are loaded through a cache folder of this run's own beside
+    ``out_dir`` (removed at the end; a killed run's is removed by the next), so they are read by
+    content (see :mod:`pipeline.sources`).
     """
-    raw = load_splits(cfg)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(out_dir.with_name(out_dir.name + "-cache"))
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(out_dir.with_name(out_dir.name + "-cache")), suffix=".tmp",
+                                     dir=out_dir.parent) as cache:
+        return _ingest(cfg, out_dir, params, load_splits(cfg, cache_dir=cache))
+
+
+def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str, pa.Table]) -> dict:
     for split, table in raw.items():
         check_columns(split, table, cfg)
     names = _label_names(cfg, raw["train"].column(cfg.label_column))
     labels: dict[str, np.ndarray] = {}
+    hashes: dict[str, np.ndarray] = {}
     dropped: dict[str, dict] = {}
     for split, table in raw.items():
-        parts, counts = [], Counter()
+        parts, fingerprints, counts = [], [], Counter()
         for batch in _batches(table):
             clean, d = clean_split(split, batch, cfg, names, params.empty_text)
             parts.append(clean.column("label").to_numpy())
+            fingerprints.append(text_hashes(clean.column("text")))
             counts.update(d)
         labels[split] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        hashes[split] = np.concatenate(fingerprints) if fingerprints else np.zeros(0, np.uint64)
         dropped[split] = dict(counts) or clean_split(split, table.slice(0, 0), cfg, names, params.empty_text)[1]
     # Where each kept row goes: its own split, or (train) a carved split; -1 = left out by max_rows.
     dest = {split: np.full(len(labels[split]), SPLITS.index(split), np.int8) for split in raw}
@@ -163,16 +253,18 @@ def ingest(cfg: DataSource, out_dir: str | Path, params: IngestConfig = IngestCo
             available = available[keep]
             carved[target] = f"{frac:.0%} of train, stratified, seed {cfg.seed}"
     outputs = [*raw, *(t for t in ("test", "validation") if t in carved)]
-    out_labels = {}
+    out_labels, out_hashes = {}, {}
     for out in outputs:
         source = "train" if out in carved else out
         rows = np.flatnonzero(dest[source] == SPLITS.index(out))
         left_out = np.setdiff1d(np.arange(len(rows)), sample_rows(len(rows), params.max_rows, cfg.seed))
         dest[source][rows[left_out]] = -1
         out_labels[out] = labels[source][dest[source] == SPLITS.index(out)]
+        out_hashes[out] = hashes[source][dest[source] == SPLITS.index(out)]
         if len(out_labels[out]) == 0:
             raise PipelineError(f"split '{out}' is empty after dropping unusable rows ({dropped.get(out, {})}); "
                                 "check the data and columns")
+    check_classes(names, out_labels["train"])
     stats = {
         "dataset": cfg.name,
         "labels": names,
@@ -181,9 +273,10 @@ def ingest(cfg: DataSource, out_dir: str | Path, params: IngestConfig = IngestCo
                          for s in outputs},
         "dropped": dropped,
         "carved": carved,
+        **duplicate_stats(out_hashes, out_labels),
     }
     schema = pa.schema([("text", pa.string()), ("label", pa.int64())], metadata=labels_metadata(names))
-    with atomic_dir(out_dir) as tmp:
+    with sealed_dir(out_dir) as tmp:
         writers = {s: pq.ParquetWriter(tmp / f"{s}.parquet", schema) for s in outputs}
         for split, table in raw.items():
             offset = 0

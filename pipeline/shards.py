@@ -34,7 +34,8 @@ import pyarrow as pa
 
 from .config import ShardConfig
 from .errors import PipelineError
-from .fileio import ArrowWriter, arrow_schema, atomic_dir, iter_arrow, read_json, sha256_file, write_arrow, write_json
+from .fileio import ArrowWriter, arrow_schema, iter_arrow, read_json, sha256_file, write_arrow, write_json
+from .integrity import sealed_dir, verify_dir
 from .schema import SPLITS, read_labels
 
 FORMAT = "textpipe-shards/1"
@@ -110,13 +111,15 @@ def _cut_points(cum_bytes: np.ndarray, target: int) -> list[int]:
 
 def shard_stage(ids_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, cfg: ShardConfig) -> dict:
     ids_dir = Path(ids_dir)
+    verify_dir(ids_dir, "bucket")
+    verify_dir(Path(vocab_path).parent, "vocab")
     sources = {s: ids_dir / f"{s}.arrow" for s in SPLITS if (ids_dir / f"{s}.arrow").exists()}
     if "train" not in sources:
         raise PipelineError(f"{ids_dir}/train.arrow not found; run `textpipe bucket` first")
     bounds = read_json(ids_dir / "buckets.json")["boundaries"]
     vocab_lines = sum(1 for _ in open(vocab_path, encoding="utf-8"))
     schema = arrow_schema(sources["train"])
-    with atomic_dir(out_dir) as tmp:
+    with sealed_dir(out_dir) as tmp:
         writer = ShardWriter(tmp, max(1, int(cfg.shard_size_mb * 2**20)))
         splits = {s: writer.write_split(s, path) for s, path in sources.items()}
         manifest = {
@@ -168,6 +171,8 @@ class ShardReader:
         manifest_path = self.dir / "manifest.json"
         if not manifest_path.exists():
             raise PipelineError(f"{manifest_path} not found; run `textpipe shard` (or `dvc repro shard`) first")
+        if verify:  # every shard and the manifest itself against the folder's checksums.json
+            verify_dir(self.dir, "shard")
         self.manifest = read_json(manifest_path)
         if self.manifest.get("format") != FORMAT:
             raise PipelineError(f"{manifest_path} has format {self.manifest.get('format')!r}, expected {FORMAT}; rerun `textpipe shard`")
@@ -178,14 +183,6 @@ class ShardReader:
                     f"vocabulary {vocab_path} (sha256 {actual[:12]}) is not the one the shards were built with "
                     f"({self.manifest['vocab']['sha256'][:12]}); rerun `dvc repro` so vocab and shards match"
                 )
-        if verify:
-            for split, info in self.manifest["splits"].items():
-                for shard in info["shards"]:
-                    path = self.dir / shard["file"]
-                    if not path.exists():
-                        raise PipelineError(f"shard {path} listed in the manifest is missing; rerun `textpipe shard`")
-                    if sha256_file(path) != shard["sha256"]:
-                        raise PipelineError(f"shard {path} does not match its checksum in the manifest (corrupt or edited); rerun `textpipe shard`")
 
     @property
     def labels(self) -> list[str]:

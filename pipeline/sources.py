@@ -2,13 +2,23 @@
 
 Every source goes through Hugging Face ``datasets``: local files through its
 packaged builders (parquet, csv, json), hub ids through ``load_dataset``.
+
+Local files are read by content, never from a stale cache: Hugging Face keys
+its cache of a local file by path and modification time, so a file edited
+with its mtime kept (``cp -p``, ``rsync -t``, a restored backup) would be
+served from the old copy. Local files are therefore loaded into a cache
+folder of this run's own (``cache_dir``), removed when ingest ends, which also
+keeps no copy of the user's data under their home folder.
 """
 from __future__ import annotations
 
 import codecs
 import csv
 import os
+import socket
+import stat
 import sys
+from urllib.parse import urlparse
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +72,35 @@ def _quiet_datasets() -> Any:
     return datasets
 
 
-def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS) -> pa.Table:
-    """One local file as an Arrow table, read by the Hugging Face builder for its suffix."""
+def check_regular_file(path: Path) -> None:
+    """A data file must be a regular file: a device (``/dev/zero``), FIFO or socket would hang the reader."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise PipelineError(f"cannot read {path}: {exc.strerror}; check the path and its permissions") from None
+    if not stat.S_ISREG(mode):
+        raise PipelineError(f"{path} is not a regular file (a device, FIFO or folder); point dataset.path at a "
+                            "folder of data files")
+
+
+def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS, cache_dir: str | Path | None = None) -> pa.Table:
+    """One local file as an Arrow table, read by the Hugging Face builder for its suffix.
+
+    ``cache_dir``: where ``datasets`` keeps its Arrow copy (memory-mapped by the returned table);
+    pass a fresh folder so the file is read by content, never from an older cache entry.
+    """
     datasets = _quiet_datasets()
 
     ext = path.suffix.lower()
     builder = builders.get(ext)
     if builder is None:
         raise PipelineError(f"{path}: unreadable file type '{ext}'; use one of {', '.join(builders)}")
+    check_regular_file(path)
     if builder != "parquet":
         check_utf8(path)
     kwargs: dict[str, Any] = {**DIALECTS[ext], **MISSING} if ext in DIALECTS else {}
+    if cache_dir is not None:
+        kwargs["cache_dir"] = str(cache_dir)
     try:
         ds = datasets.load_dataset(builder, data_files={"data": str(path)}, split="data", **kwargs)
     except Exception as exc:  # datasets wraps parser errors in many types
@@ -87,8 +115,11 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def load_splits(src: DataSource) -> dict[str, pa.Table]:
-    """Return the splits the source has, as Arrow tables with their original columns."""
+def load_splits(src: DataSource, cache_dir: str | Path | None = None) -> dict[str, pa.Table]:
+    """Return the splits the source has, as Arrow tables with their original columns.
+
+    Local files are cached under ``cache_dir`` (see the module doc); hub downloads use the
+    Hugging Face cache, which is what it is for."""
     if src.source == "hub":
         return _load_hub(src)
     folder = Path(src.path)
@@ -102,7 +133,7 @@ def load_splits(src: DataSource) -> dict[str, pa.Table]:
                 have = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
                 raise PipelineError(f"{folder} has no {stem}.{{parquet,csv,tsv,jsonl}} for the train split (it has: {have})")
             continue
-        tables[split] = load_file(path)
+        tables[split] = load_file(path, cache_dir=cache_dir)
         if path.suffix.lower() in DIALECTS and src.text_column in tables[split].column_names:
             verify_delimited(path, tables[split], src.text_column)
     return tables
@@ -132,16 +163,37 @@ def verify_delimited(path: Path, table: pa.Table, text_column: str) -> None:
         raise PipelineError(f"{path}: {len(texts)} rows were read but the file holds {row} records; check its quoting")
 
 
+OFFLINE_HINT = "use a local copy with dataset.source=files"
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def check_hub_reachable(timeout: float = 3.0) -> None:
+    """Fail in seconds, not after Hugging Face's retries, when the hub cannot be reached at all.
+
+    Skipped in offline mode (the cache answers) and behind a proxy (only the proxy knows the way)."""
+    if _offline() or any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        raise PipelineError(f"cannot reach the Hugging Face hub at {url.scheme}://{url.netloc} "
+                            f"({exc.strerror or type(exc).__name__}); no network: {OFFLINE_HINT}") from None
+
+
 def _load_hub(src: DataSource) -> dict[str, pa.Table]:
     datasets = _quiet_datasets()
-
+    check_hub_reachable()
     tables = {}
     for split, hub_split in src.splits.items():
         try:
             ds = datasets.load_dataset(src.path, split=hub_split)
         except Exception as exc:
-            offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
-            hint = " (offline mode is on: use a local copy with dataset.source=files)" if offline else ""
+            hint = f" (offline mode is on: {OFFLINE_HINT})" if _offline() else ""
             if split != "train" and "split" in str(exc).lower():
                 continue
             raise PipelineError(f"could not load hub dataset '{src.path}' split '{hub_split}'{hint}: {first_line(exc)}") from None

@@ -16,6 +16,7 @@ Output contract (``<out>/``)::
     stats.json      per split: docs, tokens, empty_docs
     params.json     the tokenize params that shape the tokens (not workers
                     or chunk_size, which cannot change them)
+    checksums.json  size and sha256 of every file, written last
 
 Timings (seconds, tokens/s, workers) are returned separately: the stage
 writes them to its DVC metrics file, outside the cached output, so a rerun
@@ -41,7 +42,8 @@ from tqdm.auto import tqdm
 
 from .config import TokenizeConfig
 from .errors import PipelineError
-from .fileio import ArrowWriter, atomic_dir, write_json
+from .fileio import ArrowWriter, write_json
+from .integrity import sealed_dir, verify_dir
 from .schema import SPLITS
 
 _T = TokenizeConfig  # its field defaults are the library defaults
@@ -208,6 +210,7 @@ def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: TokenizeConf
     ``engine: ray``), Arrow record batches out, so memory stays flat whatever the corpus size.
     """
     raw_dir = Path(raw_dir)
+    verify_dir(raw_dir, "ingest")
     splits = [s for s in SPLITS if (raw_dir / f"{s}.parquet").exists()]
     if "train" not in splits:
         raise PipelineError(f"{raw_dir} has no train.parquet; run `textpipe ingest` (or `dvc repro ingest`) first")
@@ -215,7 +218,7 @@ def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: TokenizeConf
     timings: dict = {"splits": {}}
     start = time.perf_counter()
     workers = cfg.workers or os.cpu_count() or 1
-    with _engine(cfg, workers) as batches_of, atomic_dir(out_dir) as tmp:
+    with _engine(cfg, workers) as batches_of, sealed_dir(out_dir) as tmp:
         for split in splits:
             t0 = time.perf_counter()
             raw_path = raw_dir / f"{split}.parquet"

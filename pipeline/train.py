@@ -44,7 +44,8 @@ from .distributed import World, rank_batches
 from .errors import PipelineError
 from .inference import predict_split
 from .progress import log
-from .fileio import atomic_dir, atomic_path, sha256_file, write_csv, write_json
+from .fileio import atomic_path, sha256_file, write_csv, write_json
+from .integrity import sealed_dir, verify_dir
 from .sampler import LengthBucketSampler, collate
 from .shards import ShardReader
 from .vectors import load_vectors, pick_vectors
@@ -79,6 +80,7 @@ class Trainer:
         self.world = World.start(self.device)
         self.out_dir, self.vocab_path = Path(out_dir), Path(vocab_path)
         self.resume_path = Path(resume_dir) / "last.pt" if resume_dir else None
+        verify_dir(self.vocab_path.parent, "vocab")
         self.reader = ShardReader(shards, vocab_path=vocab_path)
         self.vocab = Vocabulary.load(vocab_path)
         self.labels = self.reader.labels
@@ -233,7 +235,7 @@ class Trainer:
             "vectors": str(self.vectors) if self.vectors else None, "vectors_covered": self.vectors_covered,
         }
         if self.world.main:
-            with atomic_dir(self.out_dir) as tmp:
+            with sealed_dir(self.out_dir) as tmp:
                 save_checkpoint(checkpoint, tmp / "model.pt")
                 write_csv(tmp / "history.csv", list(HISTORY_FIELDS), ([row[k] for k in HISTORY_FIELDS] for row in self.history))
                 write_json(tmp / "params.json", {"train": self.config})

@@ -37,7 +37,8 @@ import pyarrow.compute as pc
 
 from .config import TokenizeConfig, VectorsConfig
 from .errors import PipelineError
-from .fileio import atomic_dir, read_arrow, read_json, sha256_file, write_json
+from .fileio import read_arrow, read_json, sha256_file, write_json
+from .integrity import sealed_dir, verify_dir
 from .sources import FILE_BUILDERS, load_file
 from .tokenize import ParallelTokenizer
 from .vocab import SPECIALS, Vocabulary
@@ -148,12 +149,14 @@ def vectors_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str |
     """Train vectors on the train split's tokens plus ``cfg.corpora``, or record ``method: none``."""
     tokens_dir, vocab_path = Path(tokens_dir), Path(vocab_path)
     if cfg.method == "none":
-        with atomic_dir(out_dir) as tmp:
+        with sealed_dir(out_dir) as tmp:
             write_json(tmp / "params.json", {"vectors": cfg.content_params()})
             write_json(tmp / "stats.json", {"method": "none"})
             write_json(tmp / MANIFEST_FILE, {"method": "none"})
         return {"method": "none"}
 
+    verify_dir(tokens_dir, "tokenize")
+    verify_dir(vocab_path.parent, "vocab")
     if not (tokens_dir / "train.arrow").exists():
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
     vocab = Vocabulary.load(vocab_path)
@@ -174,7 +177,7 @@ def vectors_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str |
 
     counts = np.array(vocab.counts[len(SPECIALS):], dtype=np.float64)
     has_vector = np.array([w in model.wv.key_to_index for w in vocab.itos[len(SPECIALS):]])
-    with atomic_dir(out_dir) as tmp:
+    with sealed_dir(out_dir) as tmp:
         words = write_vectors(tmp / VECTORS_FILE, vocab, model.wv)
         stats = {
             "method": cfg.method, "sources": sources, "tokens": sum(s["tokens"] for s in sources),
@@ -201,12 +204,11 @@ def trained_vectors(vectors_dir: str | Path | None, vocab_path: str | Path) -> P
     if vectors_dir is None or not (Path(vectors_dir) / MANIFEST_FILE).exists():
         return None
     vectors_dir = Path(vectors_dir)
+    verify_dir(vectors_dir, "vectors")
     manifest = read_json(vectors_dir / MANIFEST_FILE)
     if manifest.get("method", "none") == "none":
         return None
     path = vectors_dir / manifest["file"]
-    if not path.exists() or sha256_file(path) != manifest["sha256"]:
-        raise PipelineError(f"{path} is missing or does not match {vectors_dir / MANIFEST_FILE}; rerun `dvc repro vectors`")
     if manifest["vocab_sha256"] != sha256_file(vocab_path):
         raise PipelineError(f"the vectors in {vectors_dir} were built for another vocabulary than {vocab_path}; "
                             "rerun `dvc repro vectors`")

@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 
 from .config import VocabConfig
 from .errors import PipelineError
-from .fileio import atomic_dir, atomic_path, iter_arrow, sha256_file, write_json
+from .fileio import atomic_path, iter_arrow, sha256_file, write_json
+from .integrity import sealed_dir, verify_dir
 from .schema import PAD, PAD_ID, SPECIALS, SPLITS, UNK, UNK_ID  # noqa: F401  (re-exported)
 
 
@@ -169,6 +170,7 @@ def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, cfg: VocabConfig,
     """Build the vocabulary from ``<tokens_dir>/train.arrow`` (counted by ``count``) and report OOV rates
     per split, streaming."""
     tokens_dir = Path(tokens_dir)
+    verify_dir(tokens_dir, "tokenize")
     if not (tokens_dir / "train.arrow").exists():
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
     words, counts = count(tokens_dir / "train.arrow")
@@ -190,7 +192,7 @@ def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, cfg: VocabConfig,
             rate = round(unknown / total, 6) if total else 0.0
             metrics["splits"][split] = {"tokens": total, "unk_tokens": unknown, "unk_rate": rate,
                                         "coverage": round(1 - rate, 6)}
-    with atomic_dir(out_dir) as tmp:
+    with sealed_dir(out_dir) as tmp:
         vocab.save(tmp / "vocab.tsv")
         metrics["sha256"] = sha256_file(tmp / "vocab.tsv")
         write_json(tmp / "params.json", {"vocab": cfg.content_params()})

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
 
 from pipeline.config import DatasetConfig, read_block
+from pipeline.fileio import lock_output
+from pipeline.layout import stage_dir
 from pipeline.params import PARAMS_FILE, load_params
 from pipeline.registry import stage
 
@@ -17,10 +20,17 @@ params_option = click.option(
 
 
 def stage_configs(params_path: str, name: str) -> tuple[DatasetConfig, dict[str, Any]]:
-    """(dataset config, {block: typed config}) for the blocks stage ``name`` reads; all checked first."""
+    """(dataset config, {block: typed config}) for the blocks stage ``name`` reads; all checked first.
+
+    Then the stage's output is locked for this process's lifetime, so a second writer of the same
+    folder stops with one line instead of racing (torchrun ranks run under their launcher's lock).
+    """
     params = load_params(params_path)
     dataset = DatasetConfig.from_block(params.get("dataset"))
-    return dataset, {block: read_block(params, block) for block in stage(name).blocks}
+    configs = {block: read_block(params, block) for block in stage(name).blocks}
+    if "LOCAL_RANK" not in os.environ:
+        lock_output(stage_dir(dataset.name, name))
+    return dataset, configs
 
 
 def echo_json(data: Any) -> None:
