@@ -23,20 +23,12 @@ import torch
 import torch.distributed as dist
 
 from .errors import PipelineError
+from .procs import die_with_parent
 
 
 def launched() -> bool:
     """True inside a torchrun worker."""
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
-
-
-def die_with_parent(sig: int) -> None:
-    """Linux: have the kernel send ``sig`` to this process when its parent dies, so a killed launcher
-    never leaves ranks running (torchrun starts its workers in sessions of their own)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
 
 
 def launch(nproc: int, args: list[str]) -> int:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device
 from .config import EvaluateConfig
-from .fileio import write_csv, write_json, write_text
+from .fileio import read_json, write_csv, write_json, write_text
 from .integrity import sealed_dir, verify_dir
 from .inference import predict_split
 from .report import plot_confusion, plot_curves, render_report
@@ -104,7 +104,8 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
                   ([n, c["precision"], c["recall"], c["f1"], c["support"]] for n, c in metrics["per_class"].items()))
         params = {"train": ckpt["config"], **ckpt["preprocess"], "evaluate": cfg.to_dict()}
         write_text(tmp / "report.md", render_report(reader.dir.parent.name, split, metrics, labels, ckpt["epoch"],
-                                                    ckpt["val_acc"], examples, has_curves, params))
+                                                    ckpt["val_acc"], examples, has_curves, params,
+                                                    read_json(Path(raw_dir) / "stats.json")))
         write_json(tmp / "params.json", {"evaluate": cfg.to_dict()})
         write_json(tmp / "metrics.json", metrics)
     pairs = [(labels[a], labels[p]) for a, p in zip(data.labels, result["pred"])]

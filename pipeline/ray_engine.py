@@ -50,7 +50,9 @@ def ray_session(address: str | None, num_cpus: int) -> Iterator[object]:
         yield ray
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs = {"address": address} if address else {"num_cpus": num_cpus, "_node_ip_address": "127.0.0.1"}
+    # A local Ray gets one CPU slot more than the actors take: Ray Data's file listing task needs a
+    # whole CPU, and with every slot held by an actor it would wait forever (seen with 1 actor).
+    kwargs = {"address": address} if address else {"num_cpus": num_cpus + 1, "_node_ip_address": "127.0.0.1"}
     ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
     try:
         ctx = ray.data.DataContext.get_current()

@@ -68,8 +68,8 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 def render_report(dataset: str, split: str, metrics: dict, labels: list[str], model_epoch: int, model_val_acc: float,
-                  examples: list[list[str]], has_curves: bool, params: dict) -> str:
-    """report.md from figures already computed (pure: same inputs, same text)."""
+                  examples: list[list[str]], has_curves: bool, params: dict, data: dict | None = None) -> str:
+    """report.md from figures already computed (pure: same inputs, same text). ``data``: ingest's stats."""
     per_class = [[n, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", c["support"]]
                  for n, c in metrics["per_class"].items()]
     lines = [
@@ -94,9 +94,28 @@ def render_report(dataset: str, split: str, metrics: dict, labels: list[str], mo
         "![confusion matrix](confusion.png)",
         "",
     ]
+    if data:
+        lines += data_section(data)
     if has_curves:
         lines += ["## Training curves", "", "![training curves](curves.png)", ""]
     lines += ["## Misclassified examples", "",
               table(["actual", "predicted", "p", "text"], examples) if examples else "None: every example is right.", ""]
     lines += ["## Params", "", "```json", json.dumps(params, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
+
+
+def data_section(data: dict) -> list[str]:
+    """Rows per split, rows dropped and why, exact duplicates and overlap with train (from ingest)."""
+    splits = list(data.get("rows", {}))
+    dupes, dropped, overlap = data.get("duplicates", {}), data.get("dropped", {}), data.get("overlap", {})
+    rows = [[s, f"{data['rows'][s]:,}", sum((dropped.get(s) or {}).values()), dupes.get(s, {}).get("repeated_rows", 0),
+             dupes.get(s, {}).get("texts_with_conflicting_labels", 0), overlap.get(f"{s}_in_train", "")]
+            for s in splits]
+    lines = ["## Data", "", table(["split", "rows", "dropped", "repeated rows", "texts with conflicting labels",
+                                   "rows also in train"], rows), ""]
+    leaked = {k: v for k, v in overlap.items() if v}
+    if leaked:
+        counts = ", ".join(f"{v:,} {k.removesuffix('_in_train')} rows" for k, v in leaked.items())
+        lines += [f"**Warning:** {counts} have a text that is also in train, so scores on them overstate "
+                  "accuracy on new text.", ""]
+    return lines

@@ -96,6 +96,8 @@ def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS, cache_dir: s
     if builder is None:
         raise PipelineError(f"{path}: unreadable file type '{ext}'; use one of {', '.join(builders)}")
     check_regular_file(path)
+    if path.stat().st_size == 0:
+        raise PipelineError(f"{path} is empty; put the data in it or remove it")
     if builder != "parquet":
         check_utf8(path)
     kwargs: dict[str, Any] = {**DIALECTS[ext], **MISSING} if ext in DIALECTS else {}
@@ -104,6 +106,8 @@ def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS, cache_dir: s
     try:
         ds = datasets.load_dataset(builder, data_files={"data": str(path)}, split="data", **kwargs)
     except Exception as exc:  # datasets wraps parser errors in many types
+        if "corresponds to no data" in str(exc):
+            raise PipelineError(f"{path} has no data rows (a header only?); add rows or remove the file") from None
         raise PipelineError(f"could not read {path} as {ext[1:]}: {first_line(exc)}") from None
     return ds.with_format("arrow")[:]
 

@@ -44,6 +44,7 @@ from .config import TokenizeConfig
 from .errors import PipelineError
 from .fileio import ArrowWriter, write_json
 from .integrity import sealed_dir, verify_dir
+from .procs import quiet_worker
 from .schema import SPLITS
 
 _T = TokenizeConfig  # its field defaults are the library defaults
@@ -85,7 +86,9 @@ def load_tokenizer(lang: str = _T.lang, spacy_pipeline: str | None = None) -> Ca
 _WORKER: dict = {}
 
 
-def _init_worker(lang: str, spacy_pipeline: str | None, normalizer: TextNormalizer) -> None:
+def _init_worker(lang: str, spacy_pipeline: str | None, normalizer: TextNormalizer, in_pool: bool = False) -> None:
+    if in_pool:
+        quiet_worker()
     _WORKER["tokenizer"] = load_tokenizer(lang, spacy_pipeline)
     _WORKER["normalizer"] = normalizer
 
@@ -134,7 +137,7 @@ class ParallelTokenizer:
 
     def __enter__(self) -> "ParallelTokenizer":
         if self.workers > 1:
-            self._pool = mp.get_context().Pool(self.workers, initializer=_init_worker, initargs=self.init_args)
+            self._pool = mp.get_context().Pool(self.workers, initializer=_init_worker, initargs=(*self.init_args, True))
         else:
             _init_worker(*self.init_args)
         return self

@@ -15,9 +15,13 @@ identical bytes and DVC reruns nothing after it::
 tokens/s, device, threads, resumed) separately; the stage writes them to its
 DVC metrics file and to the DVC plots CSV (the history plus tokens/s).
 
-A resume checkpoint (``last.pt`` under ``resume_dir``) is written after every
-epoch and removed when training ends; a rerun with the same config continues
-from it.
+A resume point (``last.pt`` under ``resume_dir``) is written after every
+epoch and every ``train.resume_every`` optimizer steps within one, and removed
+when training ends; a rerun with the same config continues from it, mid-epoch
+included (the epoch's batch order is rebuilt from its seed, the batches done
+are skipped, the RNG state is restored), and ends with the same weights as a
+run that was never stopped. A resume point that cannot be read is set aside
+(``last.pt.corrupt``) with a one-line warning and training starts afresh.
 
 Under torchrun (``train.nproc`` > 1, :mod:`pipeline.distributed`) every rank
 trains on its share of each epoch's batches through DistributedDataParallel;
@@ -43,7 +47,7 @@ from .config import TrainConfig
 from .distributed import World, rank_batches
 from .errors import PipelineError
 from .inference import predict_split
-from .progress import log
+from .progress import Heartbeat, log
 from .fileio import atomic_path, sha256_file, write_csv, write_json
 from .integrity import sealed_dir, verify_dir
 from .sampler import LengthBucketSampler, collate
@@ -53,6 +57,8 @@ from .vocab import Vocabulary
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "padding_waste")
 PLOT_FIELDS = (*HISTORY_FIELDS, "tokens_per_s")
+RESUME_KEYS = ("epoch", "step", "batches_done", "sums", "history", "speed", "best", "best_state", "model",
+               "optimizer", "torch_rng")
 
 
 def make_optimizer(opt_cls: type, model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -114,11 +120,15 @@ class Trainer:
         self.best_state: dict | None = None
         self.step = 0
         self.start_epoch = 1
+        self.skip_batches = 0  # batches of start_epoch already trained before a mid-epoch resume point
+        self.partial: list[float] = []  # that epoch's running sums at the resume point
 
     # ------------------------------------------------------------------ resume
-    def _state(self, epoch: int) -> dict:
+    def _state(self, epoch: int, batches_done: int = 0, sums: list[float] | None = None) -> dict:
+        """``epoch``: the last finished epoch; ``batches_done`` of the next one are trained, with ``sums``."""
         return {
-            "hash": self.hash, "epoch": epoch, "step": self.step, "history": self.history, "speed": self.speed,
+            "hash": self.hash, "epoch": epoch, "step": self.step, "batches_done": batches_done,
+            "sums": list(sums or []), "history": self.history, "speed": self.speed,
             "best": self.best, "best_state": self.best_state, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
         }
@@ -126,33 +136,57 @@ class Trainer:
     def try_resume(self) -> bool:
         if not self.resume_path or not self.resume_path.exists():
             return False
-        state = torch.load(self.resume_path, map_location=self.device, weights_only=True)
-        if state.get("hash") != self.hash:
-            return False  # a checkpoint of other params or data: start over
+        try:  # a truncated, foreign or damaged file must never block training
+            state = torch.load(self.resume_path, map_location=self.device, weights_only=True)
+            if not isinstance(state, dict):
+                raise TypeError("not a mapping")
+            if state.get("hash") != self.hash:
+                return False  # a resume point of other params or data: start over
+            missing = [k for k in RESUME_KEYS if k not in state]
+            if missing:
+                raise KeyError(", ".join(missing))
+        except Exception as exc:
+            self._set_aside(exc)
+            return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         self.history, self.speed, self.best = state["history"], state["speed"], state["best"]
         self.best_state, self.step = state["best_state"], int(state["step"])
         self.start_epoch = int(state["epoch"]) + 1
+        self.skip_batches, self.partial = int(state["batches_done"]), [float(x) for x in state["sums"]]
         return True
 
-    def _save_resume(self, epoch: int) -> None:
+    def _set_aside(self, exc: Exception) -> None:
+        if self.world.main:
+            corrupt = self.resume_path.with_name(self.resume_path.name + ".corrupt")
+            os.replace(self.resume_path, corrupt)
+            self._log(f"warning: resume point {self.resume_path} is unreadable ({type(exc).__name__}); "
+                      f"moved to {corrupt.name}, training starts afresh")
+        self.world.barrier()
+
+    def _save_resume(self, epoch: int, batches_done: int = 0, sums: list[float] | None = None) -> None:
         if self.resume_path and self.world.main:
             self.resume_path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.resume_path) as tmp:
-                torch.save(self._state(epoch), tmp)
+                torch.save(self._state(epoch, batches_done, sums), tmp)
         self.world.barrier()
 
     # ------------------------------------------------------------------ loop
     def train_epoch(self, epoch: int) -> dict:
+        """One epoch over this rank's batches; after a mid-epoch resume, the batches done are skipped
+        and the epoch's running sums continue from the resume point."""
         self.model.train()
         self.sampler.set_epoch(epoch)
         batches = rank_batches(self.sampler.batches(), self.world.rank, self.world.size)
-        loss_sum, correct, seen, real, padded = 0.0, 0, 0, 0, 0
+        skip, self.skip_batches = self.skip_batches, 0
+        sums = self.partial if (self.partial and self.world.main) else [0.0] * 5
+        self.partial = []
+        loss_sum, correct, seen, real, padded = sums[0], int(sums[1]), int(sums[2]), int(sums[3]), int(sums[4])
         start = time.perf_counter()
-        bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=None, leave=False)
-        for batch in bar:
+        beat = Heartbeat(f"epoch {epoch}", len(batches))
+        bar = tqdm(total=len(batches), initial=skip, desc=f"epoch {epoch}", unit="batch", disable=None, leave=False)
+        for done, batch in enumerate(batches[skip:], start=skip + 1):
             if self.cfg.max_steps and self.step >= self.cfg.max_steps:
                 break
             ids, lengths, labels = collate(self.train_data, batch)
@@ -171,7 +205,13 @@ class Trainer:
             seen += n
             real += int(lengths.sum())
             padded += ids.numel()
+            bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
+            if self.world.main:
+                beat.tick(done, f"loss {loss_sum / seen:.4f} acc {correct / seen:.3f}")
+            if self.cfg.resume_every and self.step % self.cfg.resume_every == 0 and done < len(batches):
+                self._save_resume(epoch - 1, done, self.world.sum([loss_sum, correct, seen, real, padded]))
+        bar.close()
         loss_sum, correct, seen, real, padded = self.world.sum([loss_sum, correct, seen, real, padded])
         seconds = time.perf_counter() - start
         return {
@@ -184,7 +224,8 @@ class Trainer:
         """Train; write the outputs; return the run's timings and host facts (not content)."""
         resumed = self.try_resume()
         if resumed:
-            self._log(f"resuming from epoch {self.start_epoch - 1} (step {self.step})")
+            self._log(f"resuming from epoch {self.start_epoch} step {self.skip_batches} "
+                      f"({self.step} optimizer steps done)")
         t0 = time.perf_counter()
         for epoch in range(self.start_epoch, self.cfg.epochs + 1):
             stats = self.train_epoch(epoch)

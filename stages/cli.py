@@ -7,12 +7,13 @@ click's, is one line on stderr, `Error: <what is wrong; what to do>`, exit 2.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 import click
 
 from pipeline.errors import PipelineError
-from pipeline.registry import STAGES, TOOLS
+from pipeline.registry import STAGE_NAMES, STAGES, TOOLS
 
 COMMANDS = {**{s.name: s.help for s in STAGES}, **TOOLS}
 USER_ERROR = 2
@@ -46,16 +47,32 @@ def one_line(message: str) -> str:
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def interrupted_line(command: str | None) -> str:
+    if command in STAGE_NAMES:
+        kept = " (its resume point is kept)" if command == "train" else ""
+        return f"Interrupted: {command} left no output{kept}; run dvc repro to start it again"
+    return "Interrupted."
+
+
 def main(args: list[str] | None = None) -> None:
-    """Console-script entry point: run the CLI, turning every user error into one `Error:` line."""
+    """Console-script entry point: run the CLI, turning every user error into one `Error:` line.
+
+    Ctrl-C and SIGTERM unwind the stage (its temporary output is removed, its workers stopped)
+    and print one line; nothing half-written is left under an output's name.
+    """
+    words = sys.argv[1:] if args is None else args
+    command = next((w for w in words if not w.startswith("-")), None)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         code = cli.main(args=args, prog_name="textpipe", standalone_mode=False)
     except PipelineError as exc:
         click.echo(f"Error: {one_line(exc)}", err=True)
         sys.exit(USER_ERROR)
     except click.UsageError as exc:
-        words = sys.argv[1:] if args is None else args
-        command = next((w for w in words if not w.startswith("-")), None)
         where = f"textpipe {command} --help" if command in COMMANDS else "textpipe --help"
         click.echo(f"Error: {one_line(exc.format_message()).rstrip('.')}; see `{where}`", err=True)
         sys.exit(USER_ERROR)
@@ -63,6 +80,7 @@ def main(args: list[str] | None = None) -> None:
         click.echo(f"Error: {one_line(exc.format_message())}", err=True)
         sys.exit(USER_ERROR)
     except (click.Abort, KeyboardInterrupt):
-        click.echo("Interrupted.", err=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up line
+        click.echo(interrupted_line(command), err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -51,12 +51,15 @@ def _project(root, demo, train):
     return root
 
 
-def test_killed_training_resumes_to_the_same_model(demo, tmp_path):
+@pytest.mark.parametrize("resume_every,resumes_at", [(0, "epoch 2 step 0"), (5, "epoch 1 step 5")])
+def test_killed_training_resumes_to_the_same_model(demo, tmp_path, resume_every, resumes_at):
+    """SIGKILL once the first resume point is on disk (the end of epoch 1, or step 5 of epoch 1's
+    ~57 batches); the rerun resumes there and ends with exactly the weights of a run never stopped."""
     import signal
     import subprocess
     import time
 
-    train = {**FAST, "epochs": 4, "hidden_size": 32, "batch_size": 16}
+    train = {**FAST, "epochs": 3, "hidden_size": 32, "batch_size": 16, "resume_every": resume_every}
     full = _project(tmp_path / "full", demo, train)
     run_cli("train", cwd=full)
     part = _project(tmp_path / "part", demo, train)
@@ -65,12 +68,14 @@ def test_killed_training_resumes_to_the_same_model(demo, tmp_path):
     proc = subprocess.Popen(["textpipe", "train"], cwd=part, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not resume.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)  # mid-epoch 2: epoch 1's resume point is on disk, no model yet
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert resume.exists() and not model.exists()
+    state = torch.load(resume, weights_only=True)
+    assert (state["epoch"], state["batches_done"]) == ((1, 0) if resume_every == 0 else (0, 5))
     again = run_cli("train", cwd=part)
-    assert "resuming from epoch 1" in again.stdout + again.stderr
+    assert f"resuming from {resumes_at}" in again.stderr
     assert json.loads(again.stdout)["resumed"] is True and not resume.exists()
     a = torch.load(full / "artifacts/demo/model/model.pt", weights_only=True)
     b = torch.load(model, weights_only=True)
@@ -78,6 +83,23 @@ def test_killed_training_resumes_to_the_same_model(demo, tmp_path):
     for k in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0)
     assert (full / "artifacts/demo/model/history.csv").read_bytes() == (part / "artifacts/demo/model/history.csv").read_bytes()
+
+
+def test_unreadable_resume_point_is_set_aside_and_training_starts_afresh(demo, tmp_path):
+    train = {**FAST, "max_steps": 6}
+    clean = _project(tmp_path / "clean", demo, train)
+    run_cli("train", cwd=clean)
+    part = _project(tmp_path / "part", demo, train)
+    resume = part / "artifacts" / "demo" / "resume" / "last.pt"
+    resume.parent.mkdir(parents=True)
+    resume.write_bytes(b"PK\x03\x04 truncated")
+    out = run_cli("train", cwd=part)
+    lines = [line for line in out.stderr.splitlines() if "warning" in line]
+    assert lines == [f"warning: resume point artifacts/demo/resume/last.pt is unreadable (RuntimeError); "
+                     "moved to last.pt.corrupt, training starts afresh"], out.stderr
+    assert (resume.parent / "last.pt.corrupt").read_bytes() == b"PK\x03\x04 truncated"
+    assert json.loads(out.stdout)["resumed"] is False
+    assert (clean / "artifacts/demo/model/model.pt").read_bytes() == (part / "artifacts/demo/model/model.pt").read_bytes()
 
 
 def test_same_seed_same_bytes(demo, tmp_path):
@@ -111,12 +133,29 @@ def test_evaluate_report_and_predict(demo, trained, tmp_path):
         assert needle in report
     for png in ("confusion.png", "curves.png"):
         assert (tmp_path / "eval" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    raw = json.loads((demo / "raw" / "stats.json").read_text())
+    d = raw["duplicates"]["test"]
+    assert (f"| test | 400 | {sum(raw['dropped']['test'].values())} | {d['repeated_rows']} | "
+            f"{d['texts_with_conflicting_labels']} | {raw['overlap']['test_in_train']} |") in report
 
     p = Predictor(trained / "model.pt", demo / "vocab" / "vocab.tsv")
     out = p.predict(["The acting was truly wonderful. A must see.", "The plot was dreadful. Skip it.", "", "zzzz qqqq"])
     assert [r["label"] for r in out] == ["pos", "neg", None, None]
     assert abs(sum(out[0]["probs"].values()) - 1) < 1e-3
     assert out[2]["error"] == "empty text" and "unknown" in out[3]["error"]
+
+
+def test_report_data_section_counts_and_warns_about_overlap():
+    from pipeline.report import data_section
+
+    data = {"rows": {"train": 1000, "test": 60}, "dropped": {"train": {"null_text": 2, "empty_text": 1}, "test": {}},
+            "duplicates": {"train": {"repeated_rows": 7, "texts_with_conflicting_labels": 3},
+                           "test": {"repeated_rows": 0, "texts_with_conflicting_labels": 0}},
+            "overlap": {"test_in_train": 56}}
+    text = "\n".join(data_section(data))
+    assert "| train | 1,000 | 3 | 7 | 3 |  |" in text and "| test | 60 | 0 | 0 | 0 | 56 |" in text
+    assert "**Warning:** 56 test rows have a text that is also in train" in text
+    assert "Warning" not in "\n".join(data_section({**data, "overlap": {"test_in_train": 0}}))
 
 
 def test_pick_examples_are_the_wrong_rows_in_order():
