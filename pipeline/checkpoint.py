@@ -19,6 +19,7 @@ imports another's code.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,9 @@ def read_checkpoint_file(path: str | Path) -> dict:
     """``torch.load(weights_only=True)`` of a checkpoint file: a damaged file or one carrying pickled
     code is refused in one line (the code never runs)."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols: the one line below says it all
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise PipelineError(f"{path} is not a textpipe checkpoint ({type(exc).__name__}); "
                             "retrain with `dvc repro -f train`") from None
