@@ -13,10 +13,21 @@ from pipeline.params import load_params
 from .common import params_option
 
 
+def read_lines(stream, name: str) -> list[str]:
+    """The non-blank lines of a byte stream decoded as UTF-8; invalid bytes are one `Error:` line."""
+    data = stream.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PipelineError(f"{name} is not valid UTF-8 (line {line}, byte offset {exc.start}); re-save it as UTF-8") from None
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+
 @click.command("predict")
 @params_option
 @click.argument("texts", nargs=-1)
-@click.option("--file", "file_", type=click.File("r", encoding="utf-8"), help="one text per line ('-' for stdin)")
+@click.option("--file", "file_", type=click.File("rb"), help="one text per line ('-' for stdin)")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), help="model folder [the dataset's, from params]")
 @click.option("--vocab", type=click.Path(dir_okay=False), help="vocabulary file [the dataset's, from params]")
 @click.option("--json", "as_json", is_flag=True, help="print JSON lines instead of a table")
@@ -26,9 +37,9 @@ def main(params_path, texts, file_, model_dir, vocab, as_json) -> None:
 
     items = list(texts)
     if file_ is not None:
-        items += [line.rstrip("\n") for line in file_ if line.strip()]
+        items += read_lines(file_, file_.name)
     elif not items and not sys.stdin.isatty():
-        items += [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        items += read_lines(sys.stdin.buffer, "standard input")
     if not items:
         raise PipelineError("no text to classify; pass text as arguments, --file FILE, or pipe it on stdin")
     if model_dir and vocab:

@@ -1,6 +1,7 @@
 """Training, evaluation and prediction on the demo corpus."""
 import csv
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -194,6 +195,14 @@ def test_predict_cli_reads_stdin_and_reports_missing_model(demo, trained, tmp_pa
                    "good", check=False)
     assert proc.returncode == 2
     assert proc.stderr == f"Error: model {tmp_path / 'none' / 'model.pt'} not found; run `textpipe train` (or `dvc repro train`) first\n"
+    # invalid UTF-8 on stdin or in a file: one line, no traceback
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine text\nbad \xff byte\n")
+    args = ["predict", "--params", params, "--model", trained, "--vocab", demo / "vocab" / "vocab.tsv"]
+    for extra, name in (([], "standard input"), (["--file", bad], str(bad))):
+        exe = subprocess.run(["textpipe", *map(str, args + extra)], input=bad.read_bytes(), capture_output=True)
+        assert exe.returncode == 2
+        assert exe.stderr.decode() == f"Error: {name} is not valid UTF-8 (line 2, byte offset 14); re-save it as UTF-8\n"
 
 
 def test_vectors_file_initialises_embeddings(demo, tmp_path):
