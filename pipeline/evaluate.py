@@ -99,10 +99,14 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
                             Path(raw_dir) / f"{split}.parquet")
     with sealed_dir(out_dir) as tmp:
         has_curves = plot_curves(read_history(model_dir / "history.csv"), tmp / "curves.png")
-        plot_confusion(metrics["confusion"], labels, tmp / "confusion.png")
+        plot_confusion(metrics["confusion"], labels, tmp / "confusion.png",
+                       f"Confusion matrix: {reader.dir.parent.name}, {split} split ({len(data):,} rows)")
         write_csv(tmp / "per_class.csv", ["label", "precision", "recall", "f1", "support"],
                   ([n, c["precision"], c["recall"], c["f1"], c["support"]] for n, c in metrics["per_class"].items()))
-        params = {"train": ckpt["config"], **ckpt["preprocess"], "evaluate": cfg.to_dict()}
+        model_stats = read_json(model_dir / "stats.json")
+        params = {**read_json(Path(raw_dir) / "params.json"), **ckpt["preprocess"], "train": ckpt["config"],
+                  "vectors": {"file": model_stats.get("vectors"), "vocab_words_covered": model_stats.get("vectors_covered")},
+                  "evaluate": cfg.to_dict()}
         write_text(tmp / "report.md", render_report(reader.dir.parent.name, split, metrics, labels, ckpt["epoch"],
                                                     ckpt["val_acc"], examples, has_curves, params,
                                                     read_json(Path(raw_dir) / "stats.json")))

@@ -25,12 +25,18 @@ def plot_curves(history: list[dict], path: Path) -> bool:
     if not history:
         return False
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [int(r["epoch"]) for r in history]
+    best = max(history, key=lambda r: (float(r["val_acc"]), -int(r["epoch"])))  # the epoch train keeps
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     for key, ax in (("loss", ax1), ("acc", ax2)):
         ax.plot(epochs, [float(r[f"train_{key}"]) for r in history], marker="o", label="train")
         ax.plot(epochs, [float(r[f"val_{key}"]) for r in history], marker="o", label="validation")
+        ax.axvline(int(best["epoch"]), color="grey", linestyle="--", linewidth=1, label=f"best (epoch {best['epoch']})")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
+        ax.set_ylabel("cross-entropy loss" if key == "loss" else "accuracy")
         ax.set_title("loss" if key == "loss" else "accuracy")
         ax.grid(alpha=0.3)
         ax.legend()
@@ -40,7 +46,7 @@ def plot_curves(history: list[dict], path: Path) -> bool:
     return True
 
 
-def plot_confusion(cm: list[list[int]], labels: list[str], path: Path) -> None:
+def plot_confusion(cm: list[list[int]], labels: list[str], path: Path, title: str = "Confusion matrix") -> None:
     plt = _pyplot()
     m = np.asarray(cm)
     size = 1.2 + 0.9 * len(labels)
@@ -50,6 +56,7 @@ def plot_confusion(cm: list[list[int]], labels: list[str], path: Path) -> None:
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
+    ax.set_title(title)
     for i in range(len(labels)):
         for j in range(len(labels)):
             ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")

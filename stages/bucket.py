@@ -1,7 +1,6 @@
 """`textpipe bucket`: map tokens to ids, assign length buckets, report padding waste."""
 import click
 
-from pipeline.buckets import bucket_stage
 from pipeline.fileio import write_json
 from pipeline.layout import metrics_file, stage_dir, vocab_file
 
@@ -13,6 +12,7 @@ from .common import echo_json, params_option, stage_configs
 def main(params_path: str) -> None:
     """Write artifacts/<dataset>/ids/ (ids, label, length, bucket per split) and buckets.json."""
     dataset, cfg = stage_configs(params_path, "bucket")
+    from pipeline.buckets import bucket_stage  # after the params check, not at the top: `textpipe bucket --help` stays instant
     stats = bucket_stage(stage_dir(dataset.name, "tokenize"), vocab_file(dataset.name), stage_dir(dataset.name, "bucket"),
                          cfg["bucket"])
     write_json(metrics_file("bucket"), stats)

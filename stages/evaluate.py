@@ -1,7 +1,6 @@
 """`textpipe evaluate`: metrics, plots and report.md for the trained model."""
 import click
 
-from pipeline.evaluate import evaluate_stage
 from pipeline.fileio import write_csv, write_json
 from pipeline.layout import metrics_file, plots_file, stage_dir, vocab_file
 
@@ -13,6 +12,7 @@ from .common import echo_json, params_option, stage_configs
 def main(params_path: str) -> None:
     """Evaluate on the test split (validation if there is none); write artifacts/<dataset>/eval/report.md."""
     dataset, cfg = stage_configs(params_path, "evaluate")
+    from pipeline.evaluate import evaluate_stage  # after the params check, not at the top: `textpipe evaluate --help` stays instant
     name = dataset.name
     metrics, pairs = evaluate_stage(stage_dir(name, "shard"), vocab_file(name), stage_dir(name, "train"),
                                     stage_dir(name, "ingest"), stage_dir(name, "evaluate"), cfg["evaluate"])

@@ -1,7 +1,6 @@
 """`textpipe ingest`: load the dataset named in `dataset` and write raw Parquet splits."""
 import click
 
-from pipeline.ingest import ingest
 from pipeline.layout import stage_dir
 
 from .common import echo_json, params_option, stage_configs
@@ -12,5 +11,6 @@ from .common import echo_json, params_option, stage_configs
 def main(params_path: str) -> None:
     """Load a dataset (demo, local files or hub id) into artifacts/<dataset>/raw/."""
     dataset, cfg = stage_configs(params_path, "ingest")
+    from pipeline.ingest import ingest  # after the params check, not at the top: `textpipe ingest --help` stays instant
     stats = ingest(dataset.resolve(), stage_dir(dataset.name, "ingest"), cfg["ingest"])
     echo_json({"rows": stats["rows"], "dropped": stats["dropped"]})

@@ -2,7 +2,6 @@
 import click
 
 from pipeline.layout import stage_dir, vocab_file
-from pipeline.shards import shard_stage
 
 from .common import echo_json, params_option, stage_configs
 
@@ -12,6 +11,7 @@ from .common import echo_json, params_option, stage_configs
 def main(params_path: str) -> None:
     """Write artifacts/<dataset>/shards/<split>-NNNNN.arrow, then manifest.json last."""
     dataset, cfg = stage_configs(params_path, "shard")
+    from pipeline.shards import shard_stage  # after the params check, not at the top: `textpipe shard --help` stays instant
     manifest = shard_stage(stage_dir(dataset.name, "bucket"), vocab_file(dataset.name), stage_dir(dataset.name, "shard"),
                            cfg["shard"])
     echo_json({s: {"rows": i["rows"], "shards": len(i["shards"])} for s, i in manifest["splits"].items()})

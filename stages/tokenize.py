@@ -3,7 +3,6 @@ import click
 
 from pipeline.fileio import write_json
 from pipeline.layout import metrics_file, stage_dir
-from pipeline.tokenize import tokenize_dataset
 
 from .common import echo_json, params_option, stage_configs
 
@@ -13,6 +12,7 @@ from .common import echo_json, params_option, stage_configs
 def main(params_path: str) -> None:
     """Normalise and tokenize every split into artifacts/<dataset>/tokens/; timings to artifacts/metrics/."""
     dataset, cfg = stage_configs(params_path, "tokenize")
+    from pipeline.tokenize import tokenize_dataset  # after the params check, not at the top: `textpipe tokenize --help` stays instant
     stats, timings = tokenize_dataset(stage_dir(dataset.name, "ingest"), stage_dir(dataset.name, "tokenize"), cfg["tokenize"])
     write_json(metrics_file("tokenize"), timings)
     echo_json({"tokens": stats["tokens"], **{k: timings[k] for k in ("seconds", "tokens_per_second", "workers")}})

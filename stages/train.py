@@ -1,11 +1,9 @@
 """`textpipe train`: train the classifier on the shards."""
 import click
 
-from pipeline import distributed
 from pipeline.errors import PipelineError
 from pipeline.fileio import write_csv, write_json
 from pipeline.layout import metrics_file, plots_file, resume_dir, stage_dir, vocab_file
-from pipeline.train import PLOT_FIELDS, Trainer
 
 from .common import echo_json, params_option, stage_configs
 
@@ -15,6 +13,8 @@ from .common import echo_json, params_option, stage_configs
 def main(params_path: str) -> None:
     """Train; keep the best epoch in artifacts/<dataset>/model/. An interrupted run resumes from its last epoch."""
     dataset, cfg = stage_configs(params_path, "train")
+    from pipeline import distributed  # after the params check, not at the top: `textpipe train --help` stays instant
+    from pipeline.train import PLOT_FIELDS, Trainer
     if cfg["train"].nproc > 1 and not distributed.launched():
         code = distributed.launch(cfg["train"].nproc, ["train", "--params", params_path])
         if code:

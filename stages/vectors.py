@@ -4,7 +4,6 @@ import time
 import click
 
 from pipeline.layout import stage_dir, vocab_file
-from pipeline.vectors import vectors_stage
 
 from .common import echo_json, params_option, stage_configs
 
@@ -14,6 +13,7 @@ from .common import echo_json, params_option, stage_configs
 def main(params_path: str) -> None:
     """Write artifacts/<dataset>/vectors/ (word2vec text format, vocabulary words only) and manifest.json."""
     dataset, cfg = stage_configs(params_path, "vectors")
+    from pipeline.vectors import vectors_stage  # after the params check, not at the top: `textpipe vectors --help` stays instant
     start = time.perf_counter()
     stats = vectors_stage(stage_dir(dataset.name, "tokenize"), vocab_file(dataset.name), stage_dir(dataset.name, "vectors"),
                           cfg["vectors"])

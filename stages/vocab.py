@@ -5,7 +5,6 @@ import click
 
 from pipeline.fileio import write_json
 from pipeline.layout import metrics_file, stage_dir
-from pipeline.vocab import vocab_stage
 
 from .common import echo_json, params_option, stage_configs
 
@@ -15,6 +14,7 @@ from .common import echo_json, params_option, stage_configs
 def main(params_path: str) -> None:
     """Write artifacts/<dataset>/vocab/vocab.tsv and coverage / % <unk> per split."""
     dataset, cfg = stage_configs(params_path, "vocab")
+    from pipeline.vocab import vocab_stage  # after the params check, not at the top: `textpipe vocab --help` stays instant
     tokens, out = stage_dir(dataset.name, "tokenize"), stage_dir(dataset.name, "vocab")
     if cfg["vocab"].engine == "ray":
         from pipeline import ray_engine

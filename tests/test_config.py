@@ -118,3 +118,16 @@ def test_cli_module_does_not_import_torch_or_spacy():
     code = "import sys, stages.cli; print(sorted(m for m in ('torch', 'spacy', 'datasets') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     assert out.strip() == "[]"
+
+
+def test_every_command_help_imports_no_heavy_library():
+    """`textpipe <cmd> --help` loads each command's module but neither torch, spaCy, gensim, datasets
+    nor matplotlib (what made `textpipe predict --help` take 7 s); the figures are in BENCHMARKS.md."""
+    code = ("import contextlib, io, sys\nfrom stages.cli import COMMANDS, cli\n"
+            "for name in COMMANDS:\n"
+            "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "        cli.main([name, '--help'], prog_name='textpipe', standalone_mode=False)\n"
+            "    assert 'Usage: textpipe ' + name in out.getvalue(), name\n"
+            "print(len(COMMANDS), sorted(m for m in ('torch', 'spacy', 'gensim', 'datasets', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    assert out.strip() == "10 []"

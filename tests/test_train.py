@@ -132,6 +132,9 @@ def test_evaluate_report_and_predict(demo, trained, tmp_path):
     for needle in ("## Metrics", "## Per class", "![confusion matrix](confusion.png)", "![training curves](curves.png)",
                    "## Misclassified examples", '"hidden_size": 16', f"| {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} |"):
         assert needle in report
+    params = json.loads(report.split("## Params")[1].split("```json")[1].split("```")[0])
+    assert sorted(params) == ["bucket", "dataset", "evaluate", "ingest", "shard", "tokenize", "train", "vectors", "vocab"]
+    assert params["dataset"]["name"] == "demo" and params["vectors"] == {"file": None, "vocab_words_covered": None}
     for png in ("confusion.png", "curves.png"):
         assert (tmp_path / "eval" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     raw = json.loads((demo / "raw" / "stats.json").read_text())
