@@ -34,15 +34,16 @@ FORMAT = "textpipe-model/1"
 MODEL_KEYS = ("embed_dim", "hidden_size", "num_layers", "bidirectional", "dropout", "rnn_type", "pooling")
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA, else Apple MPS, else CPU. An explicit device must be available here."""
+def pick_device(name: str = "auto", key: str = "train.device") -> torch.device:
+    """``auto``: CUDA, else Apple MPS, else CPU. An explicit device must be available here (``key``
+    names the setting in the error)."""
     cuda = torch.cuda.is_available()
     mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise PipelineError(f"train.device is {name!r} but this machine has no {name.upper()} device that torch can use; "
-                            "set train.device to auto or cpu")
+        raise PipelineError(f"{key} is {name!r} but this machine has no {name.upper()} device that torch can use; "
+                            f"set {key} to auto or cpu")
     return torch.device(name)
 
 
@@ -90,7 +91,7 @@ def load_checkpoint(path: str | Path, vocab_path: str | Path | None = None) -> d
     return ckpt
 
 
-def read_checkpoint_file(path: str | Path) -> dict:
+def read_checkpoint_file(path: str | Path, fmt: str = FORMAT) -> dict:
     """``torch.load(weights_only=True)`` of a checkpoint file: a damaged file or one carrying pickled
     code is refused in one line (the code never runs)."""
     try:
@@ -100,8 +101,9 @@ def read_checkpoint_file(path: str | Path) -> dict:
     except Exception as exc:
         raise PipelineError(f"{path} is not a textpipe checkpoint ({type(exc).__name__}); "
                             "retrain with `dvc repro -f train`") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise PipelineError(f"{path} is not a {FORMAT} checkpoint; retrain with `dvc repro -f train`")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise PipelineError(f"{path} is not a {fmt} file (it says {ckpt.get('format') if isinstance(ckpt, dict) else None!r}); "
+                            "retrain with `dvc repro -f train`" + (" and export again" if fmt != FORMAT else ""))
     return ckpt
 
 

@@ -1,46 +1,138 @@
-"""Classify new text with a trained model, tokenized exactly as in training."""
+"""Classify new text with a trained model, tokenized exactly as in training; export a shippable model.
+
+An exported model is one file that needs nothing else (no project, no
+``params.yaml``, no vocabulary file), written with ``torch.save`` and read with
+``torch.load(weights_only=True)``::
+
+    format        "textpipe-export/1"
+    state_dict    the model's weights
+    config        the train params (architecture)
+    labels        class names, id order
+    vocab         the vocabulary's tokens in id order (``<pad>``, ``<unk>`` first)
+    vocab_sha256  sha256 of the vocab.tsv it was trained with
+    preprocess    the tokenize, vocab, bucket and shard params (tokenizer settings,
+                  truncation), as in ``model.pt``
+    dataset       the dataset block it was trained on (name, source, labels, ...)
+    epoch, val_acc  the best epoch and its validation accuracy
+
+Python API::
+
+    from pipeline.predict import Predictor
+    predictor = Predictor.load("model.textpipe")     # or Predictor(model_pt, vocab_tsv)
+    predictor.predict(["what a wonderful film"])      # [{"text", "label", "probs", "unk"}]
+"""
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, model_from_checkpoint
+from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device, read_checkpoint_file
 from .config import BucketConfig, TokenizeConfig
 from .errors import PipelineError
+from .fileio import atomic_path, read_json
+from .schema import UNK_ID
 from .tokenize import ParallelTokenizer
-from .vocab import UNK_ID, Vocabulary
+from .vocab import Vocabulary
+
+EXPORT_FORMAT = "textpipe-export/1"
+BATCH_SIZE = 256  # texts per forward pass
+
+
+def export_model(model_path: str | Path, vocab_path: str | Path, raw_dir: str | Path, out: str | Path) -> dict:
+    """Write one self-contained file from the project's ``model.pt``, vocabulary and dataset params."""
+    ckpt = load_checkpoint(model_path, vocab_path)
+    vocab = Vocabulary.load(vocab_path)
+    dataset = read_json(Path(raw_dir) / "params.json")["dataset"]
+    bundle = {**{k: v for k, v in ckpt.items() if k != "format"}, "format": EXPORT_FORMAT, "vocab": list(vocab.itos),
+              "dataset": dataset}
+    buffer = io.BytesIO()
+    torch.save(bundle, buffer)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+    return {"file": str(out), "bytes": len(buffer.getvalue()), "labels": ckpt["labels"], "vocab_size": len(vocab),
+            "dataset": dataset["name"], "epoch": ckpt["epoch"], "val_acc": ckpt["val_acc"]}
 
 
 class Predictor:
-    """Loads the model and vocabulary of one dataset; ``predict(texts)`` returns labels and probabilities."""
+    """A model, its vocabulary and its tokenizer settings; ``predict(texts)`` returns labels and probabilities."""
 
-    def __init__(self, model_path: str | Path, vocab_path: str | Path):
-        self.ckpt = load_checkpoint(model_path, vocab_path)
-        self.vocab = Vocabulary.load(vocab_path)
-        self.labels = list(self.ckpt["labels"])
-        pre = self.ckpt["preprocess"]
+    def __init__(self, model_path: str | Path, vocab_path: str | Path, device: str = "cpu"):
+        self._setup(load_checkpoint(model_path, vocab_path), Vocabulary.load(vocab_path), device)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "Predictor":
+        """A predictor from one exported file (``textpipe export``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise PipelineError(f"model file {path} not found; write one with `textpipe export --out {path}`")
+        bundle = read_checkpoint_file(path, EXPORT_FORMAT)
+        self = cls.__new__(cls)
+        vocab = bundle["vocab"]
+        self._setup(bundle, Vocabulary(vocab, [0] * len(vocab)), device)
+        return self
+
+    def _setup(self, ckpt: dict, vocab: Vocabulary, device: str) -> None:
+        if len(vocab) != int(ckpt["vocab_size"]):
+            raise PipelineError(f"the vocabulary has {len(vocab)} words but the model expects {ckpt['vocab_size']}; "
+                                "export the model again")
+        self.ckpt, self.vocab, self.labels = ckpt, vocab, list(ckpt["labels"])
+        pre = ckpt["preprocess"]
         self.max_len = BucketConfig.from_block(pre.get("bucket")).max_len
         self.tokenizer = ParallelTokenizer.from_config(TokenizeConfig.from_block(pre.get("tokenize")), workers=1)
-        self.model = model_from_checkpoint(self.ckpt, torch.device("cpu"))
+        self.device = pick_device(device, "predict --device")
+        self.model = model_from_checkpoint(ckpt, self.device)
 
     @torch.no_grad()
-    def predict(self, texts: list[str]) -> list[dict]:
+    def predict(self, texts: list[str], batch_size: int = BATCH_SIZE) -> list[dict]:
+        """One result per text, in order: ``label`` and ``probs`` (or ``error`` for an empty text or one
+        whose every word is unknown). Texts go through the model ``batch_size`` at a time, longest first."""
         if not texts:
             raise PipelineError("no text to classify; pass text as arguments, --file FILE, or on stdin")
         with self.tokenizer as tok:
             tokens = tok.tokenize(texts, desc="predict").to_pylist()
-        results = []
-        for text, toks in zip(texts, tokens):
-            ids = self.vocab.encode(toks)[: self.max_len or None]
-            known = sum(i != UNK_ID for i in ids)
-            if not ids or known == 0:
-                results.append({"text": text, "label": None, "probs": None,
-                                "error": "empty text" if not ids else "every word is unknown to the vocabulary"})
-                continue
-            logits = self.model(torch.tensor([ids]), torch.tensor([len(ids)]))
-            probs = torch.softmax(logits, dim=1)[0].numpy()
-            results.append({"text": text, "label": self.labels[int(np.argmax(probs))],
-                            "probs": {n: round(float(p), 4) for n, p in zip(self.labels, probs)}, "unk": len(ids) - known})
+        encoded = [self.vocab.encode(t)[: self.max_len or None] for t in tokens]
+        results: list[dict] = [{} for _ in texts]
+        usable = [i for i, ids in enumerate(encoded) if ids and any(x != UNK_ID for x in ids)]
+        kept = set(usable)
+        for i, ids in enumerate(encoded):
+            if i not in kept:
+                results[i] = {"text": texts[i], "label": None, "probs": None,
+                              "error": "empty text" if not ids else "every word is unknown to the vocabulary"}
+        usable.sort(key=lambda i: -len(encoded[i]))
+        for start in range(0, len(usable), batch_size):
+            rows = usable[start:start + batch_size]
+            lengths = torch.tensor([len(encoded[i]) for i in rows])
+            ids = torch.zeros(len(rows), int(lengths[0]), dtype=torch.long)
+            for r, i in enumerate(rows):
+                ids[r, : len(encoded[i])] = torch.tensor(encoded[i])
+            probs = torch.softmax(self.model(ids.to(self.device), lengths).float(), dim=1).cpu().numpy()
+            for r, i in enumerate(rows):
+                results[i] = {"text": texts[i], "label": self.labels[int(np.argmax(probs[r]))],
+                              "probs": {n: round(float(p), 4) for n, p in zip(self.labels, probs[r])},
+                              "unk": sum(x == UNK_ID for x in encoded[i])}
         return results
+
+
+def iter_texts(lines: Iterable[str], jsonl_field: str | None = None) -> list[str]:
+    """Texts from lines: one text per non-blank line, or the ``jsonl_field`` of each JSON line."""
+    import json
+
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if jsonl_field is None:
+            out.append(line)
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise PipelineError(f"line {n} is not JSON; pass one JSON object per line with --jsonl") from None
+        if not isinstance(record, dict) or not isinstance(record.get(jsonl_field), str):
+            raise PipelineError(f"line {n} has no text field '{jsonl_field}'; set --text-field")
+        out.append(record[jsonl_field])
+    return out

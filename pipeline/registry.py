@@ -48,7 +48,8 @@ STAGES: tuple[Stage, ...] = (
 BY_NAME = {s.name: s for s in STAGES}
 STAGE_NAMES = tuple(s.name for s in STAGES)
 # Commands that are not DVC stages.
-TOOLS = {"predict": "Classify new text with the trained model."}
+TOOLS = {"predict": "Classify new text with the trained model (or an exported file).",
+         "export": "Write the trained model as one shippable file."}
 
 
 def stage(name: str) -> Stage:

@@ -1,4 +1,4 @@
-"""`textpipe predict`: classify new text with the dataset's trained model."""
+"""`textpipe predict`: classify new text with the dataset's trained model, or with an exported model file."""
 import json
 import sys
 from pathlib import Path
@@ -14,43 +14,54 @@ from .common import params_option
 
 
 def read_lines(stream, name: str) -> list[str]:
-    """The non-blank lines of a byte stream decoded as UTF-8; invalid bytes are one `Error:` line."""
+    """The lines of a byte stream decoded as UTF-8; invalid bytes are one `Error:` line."""
     data = stream.read()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise PipelineError(f"{name} is not valid UTF-8 (line {line}, byte offset {exc.start}); re-save it as UTF-8") from None
-    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    return [line.rstrip("\r") for line in text.split("\n")]
+
+
+def load_predictor(params_path: str, model: str | None, vocab: str | None, device: str):
+    """An exported file (`--model FILE`, no params.yaml needed), a model folder with `--vocab`, or
+    the current dataset's model from params.yaml."""
+    from pipeline.predict import Predictor  # here: `textpipe predict --help` stays instant
+
+    if model and Path(model).is_file():
+        return Predictor.load(model, device)
+    if model and vocab:
+        return Predictor(Path(model) / MODEL_FILE, vocab, device)
+    name = DatasetConfig.from_block(load_params(params_path).get("dataset")).name
+    return Predictor(Path(model) / MODEL_FILE if model else model_file(name), vocab or vocab_file(name), device)
 
 
 @click.command("predict")
 @params_option
 @click.argument("texts", nargs=-1)
 @click.option("--file", "file_", type=click.File("rb"), help="one text per line ('-' for stdin)")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="model folder [the dataset's, from params]")
-@click.option("--vocab", type=click.Path(dir_okay=False), help="vocabulary file [the dataset's, from params]")
-@click.option("--json", "as_json", is_flag=True, help="print JSON lines instead of a table")
-def main(params_path, texts, file_, model_dir, vocab, as_json) -> None:
+@click.option("--jsonl", "text_field", default=None, metavar="FIELD",
+              help="read JSON lines (from --file or stdin) and classify each one's FIELD")
+@click.option("--model", "model", type=click.Path(), help="an exported model file, or a model folder (with --vocab) "
+              "[the dataset's, from params]")
+@click.option("--vocab", type=click.Path(dir_okay=False), help="vocabulary file of a model folder [the dataset's]")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "mps", "auto"]),
+              help="where the model runs")
+@click.option("--json", "as_json", is_flag=True, help="print JSON lines (text, label, probs) instead of a table")
+def main(params_path, texts, file_, text_field, model, vocab, device, as_json) -> None:
     """Print the label and class probabilities of each TEXT (or each line of --file / stdin)."""
-    from pipeline.predict import Predictor
+    from pipeline.predict import iter_texts
 
     items = list(texts)
     if file_ is not None:
-        items += read_lines(file_, file_.name)
+        items += iter_texts(read_lines(file_, file_.name), text_field)
     elif not items and not sys.stdin.isatty():
-        items += read_lines(sys.stdin.buffer, "standard input")
+        items += iter_texts(read_lines(sys.stdin.buffer, "standard input"), text_field)
     if not items:
         raise PipelineError("no text to classify; pass text as arguments, --file FILE, or pipe it on stdin")
-    if model_dir and vocab:
-        model, vocab_path = Path(model_dir) / MODEL_FILE, Path(vocab)
-    else:
-        name = DatasetConfig.from_block(load_params(params_path).get("dataset")).name
-        model = Path(model_dir) / MODEL_FILE if model_dir else model_file(name)
-        vocab_path = Path(vocab) if vocab else vocab_file(name)
-    predictor = Predictor(model, vocab_path)
     failed = 0
-    for r in predictor.predict(items):
+    for r in load_predictor(params_path, model, vocab, device).predict(items):
         if as_json:
             click.echo(json.dumps(r, ensure_ascii=False))
         elif r["label"] is None:
@@ -61,4 +72,3 @@ def main(params_path, texts, file_, model_dir, vocab, as_json) -> None:
             click.echo(f"{r['label']}\t{probs}\t{r['text'][:60]}")
     if failed:
         click.echo(f"warning: {failed} text(s) could not be classified (empty or all words unknown)", err=True)
-

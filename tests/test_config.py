@@ -130,4 +130,4 @@ def test_every_command_help_imports_no_heavy_library():
             "    assert 'Usage: textpipe ' + name in out.getvalue(), name\n"
             "print(len(COMMANDS), sorted(m for m in ('torch', 'spacy', 'gensim', 'datasets', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
-    assert out.strip() == "10 []"
+    assert out.strip() == "11 []"

@@ -71,3 +71,18 @@ def test_ray_engine_without_ray_is_one_line(monkeypatch, tmp_path, demo):
     with pytest.raises(PipelineError, match=r"^engine 'ray' needs Ray: pip install -e '.\[ray\]'"):
         tokenize_dataset(demo / "raw", tmp_path / "t", TokenizeConfig(engine="ray"))
     assert not (tmp_path / "t").exists()
+
+
+def test_one_actor_on_the_local_ray_the_stage_starts(demo, tmp_path):
+    """`tokenize.engine: ray` with one worker and no Ray running: the stage starts its own local Ray
+    (this case once hung forever: the actor held the only CPU slot Ray Data's file listing needed)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from pipeline.config import TokenizeConfig\nfrom pipeline.tokenize import tokenize_dataset\n"
+            f"tokenize_dataset({str(demo / 'raw')!r}, {str(tmp_path / 'tokens')!r}, "
+            "TokenizeConfig(engine='ray', workers=1, chunk_size=400))\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300, env=env)
+    same_files(demo / "tokens", tmp_path / "tokens", OUTPUTS)

@@ -188,7 +188,23 @@ def _checks(project: Path) -> dict:
             assert sorted(values) == ["neg", "pos"] and abs(sum(map(float, values.values())) - 1) < 2e-3
             assert label == max(values, key=lambda k: float(values[k])), out
 
+    def exported(out: str) -> None:
+        info = json.loads(out)
+        assert info["labels"] == ["neg", "pos"] and info["dataset"] == "demo", out
+        assert (project / "sentiment.textpipe").stat().st_size == info["bytes"]
+
+    def shipped_predictions(count: int):
+        def check(out: str) -> None:
+            rows = [json.loads(line) for line in out.strip().splitlines()]
+            assert len(rows) == count and all(r["label"] in ("neg", "pos") for r in rows), out
+            assert all(abs(sum(r["probs"].values()) - 1) < 2e-3 for r in rows), out
+            assert not (project / "shipped" / "params.yaml").exists()
+        return check
+
     return {
+        "textpipe export --out sentiment.textpipe": exported,
+        "(cd shipped && textpipe predict --model sentiment.textpipe --json": shipped_predictions(2),
+        "(cd shipped && printf": shipped_predictions(1),
         "dvc repro#1": first_repro,
         "dvc repro#2": nothing_runs,
         "dvc repro#3": nothing_runs,

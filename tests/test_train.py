@@ -224,3 +224,35 @@ def test_vectors_file_initialises_embeddings(demo, tmp_path):
     trainer, _ = fit(demo, tmp_path / "m", {**FAST, "embed_dim": 4, "vectors": str(vec), "max_steps": 3, "epochs": 1})
     assert trainer.vectors_covered == 2
     assert json.loads((tmp_path / "m" / "stats.json").read_text())["vectors_covered"] == 2
+
+
+def test_exported_model_predicts_like_the_project_from_any_folder(demo, trained, tmp_path):
+    from pipeline.predict import EXPORT_FORMAT, export_model
+
+    out = tmp_path / "ship" / "sentiment.textpipe"
+    info = export_model(trained / "model.pt", demo / "vocab" / "vocab.tsv", demo / "raw", out)
+    assert info["labels"] == ["neg", "pos"] and info["dataset"] == "demo"
+    bundle = torch.load(out, weights_only=True)  # plain tensors and values: no pickled code
+    assert bundle["format"] == EXPORT_FORMAT and bundle["vocab"][:2] == ["<pad>", "<unk>"]
+    assert bundle["preprocess"]["tokenize"]["lowercase"] is True
+    texts = ["The acting was truly wonderful. A must see.", "The plot was dreadful. Skip it.", "", "zzzz qqqq"]
+    texts += [f"review {i}: " + " ".join(["good"] * (i % 7) + ["boring"] * (i % 5)) for i in range(300)]
+    in_project = Predictor(trained / "model.pt", demo / "vocab" / "vocab.tsv").predict(texts)
+    shipped = Predictor.load(out).predict(texts)
+    one_by_one = [Predictor.load(out).predict([t], batch_size=1)[0] for t in texts[:40]]
+    assert [r["label"] for r in shipped] == [r["label"] for r in in_project]
+    for a, b in zip(shipped, in_project):
+        assert a.get("probs") == b.get("probs") and a.get("error") == b.get("error")
+    for a, b in zip(one_by_one, shipped):  # batching (256 a pass, longest first) changes no result
+        assert a["label"] == b["label"] and (a["probs"] is None or all(abs(a["probs"][k] - b["probs"][k]) < 1e-4 for k in a["probs"]))
+    # From an empty folder: no params.yaml, JSON lines in, JSON lines with probabilities out.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    lines = "".join(json.dumps({"id": i, "body": t}) + "\n" for i, t in enumerate(texts[:2]))
+    proc = run_cli("predict", "--model", out, "--jsonl", "body", "--json", cwd=elsewhere, input=lines)
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["label"] for r in rows] == [r["label"] for r in in_project[:2]] == ["pos", "neg"]
+    assert [r["probs"] for r in rows] == [r["probs"] for r in in_project[:2]]
+    bad = run_cli("predict", "--model", out, "--device", "cuda", "x", cwd=elsewhere, check=False)
+    if not torch.cuda.is_available():
+        assert bad.returncode == 2 and bad.stderr.startswith("Error: predict --device is 'cuda' but this machine has no CUDA")
