@@ -20,6 +20,9 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
 
 
 def quiet_worker() -> None:
-    """Call first in a pool worker: ignore Ctrl-C (the parent stops the pool) and die with the parent."""
+    """Call first in a pool worker: ignore Ctrl-C (the parent stops the pool), end silently on the
+    SIGTERM the pool sends when it stops (a forked worker inherits the parent's handler), and die
+    with the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent(signal.SIGKILL)

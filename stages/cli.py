@@ -47,7 +47,11 @@ def one_line(message: str) -> str:
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
+_SIGNALLED: list[int] = []
+
+
 def _stop(signum: int, frame: object) -> None:
+    _SIGNALLED.append(signum)
     raise KeyboardInterrupt
 
 
@@ -67,6 +71,7 @@ def main(args: list[str] | None = None) -> None:
     words = sys.argv[1:] if args is None else args
     command = next((w for w in words if not w.startswith("-")), None)
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         code = cli.main(args=args, prog_name="textpipe", standalone_mode=False)
     except PipelineError as exc:
@@ -80,7 +85,15 @@ def main(args: list[str] | None = None) -> None:
         click.echo(f"Error: {one_line(exc.format_message())}", err=True)
         sys.exit(USER_ERROR)
     except (click.Abort, KeyboardInterrupt):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up line
-        click.echo(interrupted_line(command), err=True)
-        sys.exit(130)
+        _interrupted(command)
+    except Exception:
+        if _SIGNALLED:  # the signal landed inside an import or a C extension, which failed its own way
+            _interrupted(command)
+        raise
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted(command: str | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the line below
+    click.echo(interrupted_line(command), err=True)
+    sys.exit(130)

@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 from pipeline.config import DatasetConfig, read_block
-from pipeline.fileio import lock_output
+from pipeline.fileio import lock_output, sweep_stale
 from pipeline.layout import stage_dir
 from pipeline.params import PARAMS_FILE, load_params
-from pipeline.registry import stage
+from pipeline.registry import STAGES, stage
 
 params_option = click.option(
     "--params", "params_path", default=PARAMS_FILE, show_default=True,
@@ -30,6 +30,9 @@ def stage_configs(params_path: str, name: str) -> tuple[DatasetConfig, dict[str,
     configs = {block: read_block(params, block) for block in stage(name).blocks}
     if "LOCAL_RANK" not in os.environ:
         lock_output(stage_dir(dataset.name, name))
+        for other in STAGES:  # temporaries of killed runs, whichever stage left them
+            if other.out:
+                sweep_stale(stage_dir(dataset.name, other.name))
     return dataset, configs
 
 

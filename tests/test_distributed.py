@@ -85,7 +85,7 @@ def test_killed_two_process_run_resumes(demo, tmp_path):
         proc.wait(timeout=30)
     assert resume.exists() and not (project / "artifacts/demo/model/model.pt").exists()
     again = _train(project)
-    assert "resuming from epoch 1" in again.stderr
+    assert "resuming from epoch 2 step 0" in again.stderr
     summary = json.loads(again.stdout)
     assert summary["resumed"] is True and summary["processes"] == 2
     history = (project / "artifacts/demo/model/history.csv").read_text().splitlines()
