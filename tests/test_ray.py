@@ -31,15 +31,6 @@ def same_files(a, b, names):
             assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def test_ray_tokenize_and_vocab_equal_local_on_the_demo(demo, local_ray, tmp_path):
-    stats, timings = tokenize_dataset(demo / "raw", tmp_path / "tokens",
-                                      TokenizeConfig(engine="ray", workers=2, chunk_size=300))
-    assert timings["engine"] == "ray" and stats["splits"]["train"]["docs"] == 1440
-    same_files(demo / "tokens", tmp_path / "tokens", OUTPUTS)
-    vocab_stage(tmp_path / "tokens", tmp_path / "vocab", VocabConfig(engine="ray"), count=ray_engine.count_tokens)
-    same_files(demo / "vocab", tmp_path / "vocab", ("vocab.tsv", "metrics.json", "params.json"))
-
-
 @pytest.mark.slow
 def test_ray_equals_local_on_imdb_rows(local_ray, tmp_path):
     from pipeline.config import DatasetConfig
@@ -73,16 +64,23 @@ def test_ray_engine_without_ray_is_one_line(monkeypatch, tmp_path, demo):
     assert not (tmp_path / "t").exists()
 
 
-def test_one_actor_on_the_local_ray_the_stage_starts(demo, tmp_path):
-    """`tokenize.engine: ray` with one worker and no Ray running: the stage starts its own local Ray
-    (this case once hung forever: the actor held the only CPU slot Ray Data's file listing needed)."""
+def test_one_actor_on_the_local_ray_the_stage_starts_equals_local_on_the_demo(demo, tmp_path):
+    """`engine: ray` for tokenize and vocab with one worker and no Ray running, as `dvc repro` runs it:
+    the stage starts its own local Ray (this case once hung forever: the actor held the only CPU slot
+    Ray Data's file listing needed), and the token files and vocabulary equal the local engine's."""
     import os
     import subprocess
     import sys
 
-    code = ("from pipeline.config import TokenizeConfig\nfrom pipeline.tokenize import tokenize_dataset\n"
-            f"tokenize_dataset({str(demo / 'raw')!r}, {str(tmp_path / 'tokens')!r}, "
-            "TokenizeConfig(engine='ray', workers=1, chunk_size=400))\n")
+    code = ("from pipeline import ray_engine\nfrom pipeline.config import TokenizeConfig, VocabConfig\n"
+            "from pipeline.tokenize import tokenize_dataset\nfrom pipeline.vocab import vocab_stage\n"
+            f"stats, timings = tokenize_dataset({str(demo / 'raw')!r}, {str(tmp_path / 'tokens')!r}, "
+            "TokenizeConfig(engine='ray', workers=1, chunk_size=300))\n"
+            "assert timings['engine'] == 'ray' and stats['splits']['train']['docs'] == 1440\n"
+            "with ray_engine.ray_session(None, 1):\n"
+            f"    vocab_stage({str(tmp_path / 'tokens')!r}, {str(tmp_path / 'vocab')!r}, VocabConfig(engine='ray'), "
+            "count=ray_engine.count_tokens)\n")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300, env=env)
     same_files(demo / "tokens", tmp_path / "tokens", OUTPUTS)
+    same_files(demo / "vocab", tmp_path / "vocab", ("vocab.tsv", "metrics.json", "params.json"))
