@@ -53,6 +53,7 @@ class DataSource:
     path: str
     text_column: str
     label_column: str
+    id_column: str | None
     labels: list[str] | None
     splits: dict[str, str]
     validation_fraction: float
@@ -68,6 +69,7 @@ class DatasetConfig(Block):
     path: str | None = None
     text_column: str | None = None
     label_column: str | None = None
+    id_column: str | None = None  # optional: your row ids, carried into raw/ and the report's examples
     labels: list[str | int] | None = None
     splits: dict[str, str] | None = None
     validation_fraction: float = spec(0.1, ge=0.0, lt=1.0)
@@ -104,6 +106,7 @@ class DatasetConfig(Block):
         return DataSource(
             name=self.name, source=source, path=str(path),
             text_column=merged.get("text_column") or "text", label_column=merged.get("label_column") or "label",
+            id_column=merged.get("id_column"),
             labels=[str(x) for x in merged["labels"]] if merged.get("labels") else None,
             splits={k: v for k, v in splits.items() if v},
             validation_fraction=self.validation_fraction, test_fraction=self.test_fraction, seed=self.seed,

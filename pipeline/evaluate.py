@@ -60,17 +60,33 @@ def pick_examples(actual: np.ndarray, predicted: np.ndarray, n: int, seed: int =
     return np.sort(np.random.default_rng(seed).permutation(wrong)[:n]) if len(wrong) else wrong
 
 
+def raw_rows_at(raw_path: Path, rows: np.ndarray) -> dict[int, dict]:
+    """Text (and id, when the raw split has one) of the given row numbers, read batch by batch so
+    memory does not grow with the split."""
+    source = pq.ParquetFile(raw_path)
+    columns = [c for c in ("id", "text") if c in source.schema_arrow.names]
+    wanted, found, start = np.unique(rows.astype(np.int64)), {}, 0
+    for batch in source.iter_batches(batch_size=8192, columns=columns):
+        end = start + batch.num_rows
+        for r in wanted[(wanted >= start) & (wanted < end)]:
+            found[int(r)] = {c: batch.column(c)[int(r) - start].as_py() for c in columns}
+        start = end
+    return found
+
+
 def example_rows(picked: np.ndarray, raw_rows: np.ndarray, actual: np.ndarray, predicted: np.ndarray,
-                 probs: np.ndarray, labels: list[str], raw_path: Path) -> list[list[str]]:
-    """(actual, predicted, p, text) of each picked row, the text read back from the raw split."""
-    texts = pq.read_table(raw_path, columns=["text"]).column("text") if raw_path.exists() else None
+                 probs: np.ndarray, labels: list[str], raw_path: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): [id,] actual, predicted, p, text of each picked row, read back from the raw split."""
+    found = raw_rows_at(raw_path, raw_rows[picked])
+    with_id = any("id" in r for r in found.values())
     rows = []
     for i in picked:
-        text = texts[int(raw_rows[i])].as_py() if texts is not None else "(raw text not available)"
-        text = " ".join(text.split())
-        rows.append([labels[actual[i]], labels[predicted[i]], f"{probs[i].max():.2f}",
-                     text[:EXAMPLE_CHARS] + "…" if len(text) > EXAMPLE_CHARS else text])
-    return rows
+        raw = found[int(raw_rows[i])]
+        text = " ".join(raw["text"].split())
+        row = [labels[actual[i]], labels[predicted[i]], f"{probs[i].max():.2f}",
+               text[:EXAMPLE_CHARS] + "…" if len(text) > EXAMPLE_CHARS else text]
+        rows.append([raw["id"] or "", *row] if with_id else row)
+    return (["id"] if with_id else []) + ["actual", "predicted", "p", "text"], rows
 
 
 def read_history(path: Path) -> list[dict]:
@@ -95,8 +111,8 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
     metrics = classification_metrics(data.labels, result["pred"], labels)
     metrics.update(loss=round(result["loss"], 6), split=split, rows=len(data))
     picked = pick_examples(data.labels, result["pred"], cfg.examples)
-    examples = example_rows(picked, data.raw_rows, data.labels, result["pred"], result["probs"], labels,
-                            Path(raw_dir) / f"{split}.parquet")
+    example_header, examples = example_rows(picked, data.raw_rows, data.labels, result["pred"], result["probs"],
+                                            labels, Path(raw_dir) / f"{split}.parquet")
     with sealed_dir(out_dir) as tmp:
         has_curves = plot_curves(read_history(model_dir / "history.csv"), tmp / "curves.png")
         plot_confusion(metrics["confusion"], labels, tmp / "confusion.png",
@@ -108,7 +124,7 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
                   "vectors": {"file": model_stats.get("vectors"), "vocab_words_covered": model_stats.get("vectors_covered")},
                   "evaluate": cfg.to_dict()}
         write_text(tmp / "report.md", render_report(reader.dir.parent.name, split, metrics, labels, ckpt["epoch"],
-                                                    ckpt["val_acc"], examples, has_curves, params,
+                                                    ckpt["val_acc"], (example_header, examples), has_curves, params,
                                                     read_json(Path(raw_dir) / "stats.json")))
         write_json(tmp / "params.json", {"evaluate": cfg.to_dict()})
         write_json(tmp / "metrics.json", metrics)

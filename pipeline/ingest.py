@@ -3,7 +3,8 @@
 Output contract (``<out>/``)::
 
     train.parquet, validation.parquet[, test.parquet]
-        columns: text (string), label (int64, 0-based class id)
+        columns: text (string), label (int64, 0-based class id)[, id (string):
+                 dataset.id_column, when set]
         schema metadata b"textpipe.labels": JSON list of class names, id order
     stats.json   rows and label counts per split, rows dropped and why, exact
                  duplicates per split (repeated rows; texts seen with conflicting
@@ -138,9 +139,11 @@ def duplicate_stats(hashes: dict[str, np.ndarray], labels: dict[str, np.ndarray]
 
 
 def check_columns(split: str, table: pa.Table, cfg: DataSource) -> None:
-    for col in (cfg.text_column, cfg.label_column):
+    wanted = {cfg.text_column: "text_column", cfg.label_column: "label_column"}
+    if cfg.id_column:
+        wanted[cfg.id_column] = "id_column"
+    for col, key in wanted.items():
         if col not in table.column_names:
-            key = "text_column" if col == cfg.text_column else "label_column"
             raise PipelineError(
                 f"split '{split}' has no column '{col}'; columns are: {', '.join(table.column_names)} (set dataset.{key})"
             )
@@ -177,6 +180,8 @@ def clean_split(split: str, table: pa.Table, cfg: DataSource, names: list[str], 
     label = pc.filter(label, keep)
     ids = _label_ids(split, label, names, bool(cfg.labels))
     out = pa.table({"text": text, "label": pa.array(ids, pa.int64())})
+    if cfg.id_column:
+        out = out.append_column("id", pc.filter(table.column(cfg.id_column), keep).cast(pa.string()))
     return out, dropped
 
 
@@ -275,7 +280,8 @@ def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str,
         "carved": carved,
         **duplicate_stats(out_hashes, out_labels),
     }
-    schema = pa.schema([("text", pa.string()), ("label", pa.int64())], metadata=labels_metadata(names))
+    fields = [("text", pa.string()), ("label", pa.int64())] + ([("id", pa.string())] if cfg.id_column else [])
+    schema = pa.schema(fields, metadata=labels_metadata(names))
     with sealed_dir(out_dir) as tmp:
         writers = {s: pq.ParquetWriter(tmp / f"{s}.parquet", schema) for s in outputs}
         for split, table in raw.items():

@@ -75,7 +75,8 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 def render_report(dataset: str, split: str, metrics: dict, labels: list[str], model_epoch: int, model_val_acc: float,
-                  examples: list[list[str]], has_curves: bool, params: dict, data: dict | None = None) -> str:
+                  examples: tuple[list[str], list[list[str]]], has_curves: bool, params: dict,
+                  data: dict | None = None) -> str:
     """report.md from figures already computed (pure: same inputs, same text). ``data``: ingest's stats."""
     per_class = [[n, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", c["support"]]
                  for n, c in metrics["per_class"].items()]
@@ -106,7 +107,7 @@ def render_report(dataset: str, split: str, metrics: dict, labels: list[str], mo
     if has_curves:
         lines += ["## Training curves", "", "![training curves](curves.png)", ""]
     lines += ["## Misclassified examples", "",
-              table(["actual", "predicted", "p", "text"], examples) if examples else "None: every example is right.", ""]
+              table(*examples) if examples[1] else "None: every example is right.", ""]
     lines += ["## Params", "", "```json", json.dumps(params, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
 

@@ -1,10 +1,9 @@
 """`textpipe bucket`: map tokens to ids, assign length buckets, report padding waste."""
 import click
 
-from pipeline.fileio import write_json
-from pipeline.layout import metrics_file, stage_dir, vocab_file
+from pipeline.layout import stage_dir, vocab_file
 
-from .common import echo_json, params_option, stage_configs
+from .common import echo_json, params_option, stage_configs, write_metrics
 
 
 @click.command("bucket")
@@ -15,6 +14,6 @@ def main(params_path: str) -> None:
     from pipeline.buckets import bucket_stage  # after the params check, not at the top: `textpipe bucket --help` stays instant
     stats = bucket_stage(stage_dir(dataset.name, "tokenize"), vocab_file(dataset.name), stage_dir(dataset.name, "bucket"),
                          cfg["bucket"])
-    write_json(metrics_file("bucket"), stats)
+    write_metrics("bucket", {"padding_waste": {s: m["padding_waste_bucketed"] for s, m in stats["splits"].items()}})
     echo_json({"boundaries": stats["boundaries"],
                "padding_waste": {s: [m["padding_waste_random"], m["padding_waste_bucketed"]] for s, m in stats["splits"].items()}})

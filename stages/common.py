@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from pipeline.config import DatasetConfig, read_block
-from pipeline.fileio import lock_output, sweep_stale
-from pipeline.layout import stage_dir
+from pipeline.fileio import lock_output, sweep_stale, write_json
+from pipeline.layout import metrics_file, stage_dir
 from pipeline.params import PARAMS_FILE, load_params
 from pipeline.registry import STAGES, stage
 
@@ -34,6 +34,13 @@ def stage_configs(params_path: str, name: str) -> tuple[DatasetConfig, dict[str,
             if other.out:
                 sweep_stale(stage_dir(dataset.name, other.name))
     return dataset, configs
+
+
+def write_metrics(name: str, figures: dict[str, Any]) -> None:
+    """The DVC metrics file of a stage (``artifacts/metrics/<name>.json``): only figures a user compares
+    across runs (accuracy, macro-F1, loss, OOV, padding waste, tokens/s, seconds); counts and hashes
+    stay in the stage's own stats files, so `dvc exp show` and `dvc metrics show` stay readable."""
+    write_json(metrics_file(name), figures)
 
 
 def echo_json(data: Any) -> None:

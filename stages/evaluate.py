@@ -1,10 +1,10 @@
 """`textpipe evaluate`: metrics, plots and report.md for the trained model."""
 import click
 
-from pipeline.fileio import write_csv, write_json
-from pipeline.layout import metrics_file, plots_file, stage_dir, vocab_file
+from pipeline.fileio import write_csv
+from pipeline.layout import plots_file, stage_dir, vocab_file
 
-from .common import echo_json, params_option, stage_configs
+from .common import echo_json, params_option, stage_configs, write_metrics
 
 
 @click.command("evaluate")
@@ -16,6 +16,6 @@ def main(params_path: str) -> None:
     name = dataset.name
     metrics, pairs = evaluate_stage(stage_dir(name, "shard"), vocab_file(name), stage_dir(name, "train"),
                                     stage_dir(name, "ingest"), stage_dir(name, "evaluate"), cfg["evaluate"])
-    write_json(metrics_file("eval"), metrics)
+    write_metrics("eval", {k: metrics[k] for k in ("accuracy", "macro_f1", "loss")})
     write_csv(plots_file("confusion"), ["actual", "predicted"], pairs)
     echo_json({k: metrics[k] for k in ("split", "rows", "accuracy", "macro_f1", "loss")})

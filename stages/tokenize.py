@@ -1,10 +1,9 @@
 """`textpipe tokenize`: spaCy-tokenize the raw splits over all cores."""
 import click
 
-from pipeline.fileio import write_json
-from pipeline.layout import metrics_file, stage_dir
+from pipeline.layout import stage_dir
 
-from .common import echo_json, params_option, stage_configs
+from .common import echo_json, params_option, stage_configs, write_metrics
 
 
 @click.command("tokenize")
@@ -14,5 +13,5 @@ def main(params_path: str) -> None:
     dataset, cfg = stage_configs(params_path, "tokenize")
     from pipeline.tokenize import tokenize_dataset  # after the params check, not at the top: `textpipe tokenize --help` stays instant
     stats, timings = tokenize_dataset(stage_dir(dataset.name, "ingest"), stage_dir(dataset.name, "tokenize"), cfg["tokenize"])
-    write_json(metrics_file("tokenize"), timings)
-    echo_json({"tokens": stats["tokens"], **{k: timings[k] for k in ("seconds", "tokens_per_second", "workers")}})
+    write_metrics("tokenize", {"seconds": timings["seconds"], "tokens_per_s": timings["tokens_per_second"]})
+    echo_json({"tokens": stats["tokens"], **timings})

@@ -2,10 +2,10 @@
 import click
 
 from pipeline.errors import PipelineError
-from pipeline.fileio import write_csv, write_json
-from pipeline.layout import metrics_file, plots_file, resume_dir, stage_dir, vocab_file
+from pipeline.fileio import write_csv
+from pipeline.layout import plots_file, resume_dir, stage_dir, vocab_file
 
-from .common import echo_json, params_option, stage_configs
+from .common import echo_json, params_option, stage_configs, write_metrics
 
 
 @click.command("train")
@@ -29,6 +29,6 @@ def main(params_path: str) -> None:
     finally:
         trainer.close()
     if trainer.world.main:
-        write_json(metrics_file("train"), run)
+        write_metrics("train", {k: run[k] for k in ("val_acc", "val_loss", "best_epoch", "tokens_per_s", "seconds")})
         write_csv(plots_file("train"), list(PLOT_FIELDS), trainer.plot_rows())
         echo_json(run)

@@ -3,10 +3,9 @@ import os
 
 import click
 
-from pipeline.fileio import write_json
-from pipeline.layout import metrics_file, stage_dir
+from pipeline.layout import stage_dir
 
-from .common import echo_json, params_option, stage_configs
+from .common import echo_json, params_option, stage_configs, write_metrics
 
 
 @click.command("vocab")
@@ -23,5 +22,6 @@ def main(params_path: str) -> None:
             metrics = vocab_stage(tokens, out, cfg["vocab"], count=ray_engine.count_tokens)
     else:
         metrics = vocab_stage(tokens, out, cfg["vocab"])
-    write_json(metrics_file("vocab"), metrics)
-    echo_json({"size": metrics["size"], "unk_rate": {s: m["unk_rate"] for s, m in metrics["splits"].items()}})
+    unk = {s: m["unk_rate"] for s, m in metrics["splits"].items()}
+    write_metrics("vocab", {"unk_rate": unk})
+    echo_json({"size": metrics["size"], "unk_rate": unk})

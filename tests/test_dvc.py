@@ -33,6 +33,13 @@ def test_repro_runs_everything_then_nothing(project):
     assert ran_stages(out) == ALL
     report = project / "artifacts" / "demo" / "eval" / "report.md"
     assert report.exists() and "## Confusion matrix" in report.read_text()
+    # DVC metrics hold only figures to compare across runs; counts and hashes stay in stats files
+    figures = {name: json.loads((project / "artifacts" / "metrics" / f"{name}.json").read_text())
+               for name in ("tokenize", "vocab", "bucket", "train", "eval")}
+    assert {name: sorted(f) for name, f in figures.items()} == {
+        "tokenize": ["seconds", "tokens_per_s"], "vocab": ["unk_rate"], "bucket": ["padding_waste"],
+        "train": ["best_epoch", "seconds", "tokens_per_s", "val_acc", "val_loss"], "eval": ["accuracy", "loss", "macro_f1"]}
+    assert sorted(figures["vocab"]["unk_rate"]) == sorted(figures["bucket"]["padding_waste"]) == ["test", "train", "validation"]
     # the demo's verdict sentences decide its labels; the model the first dvc repro trained gets these right
     proc = run_cli("predict", "--json", "The acting was truly superb. Highly recommended.",
                    "The plot was truly tedious. I want my money back.", cwd=project)
@@ -110,7 +117,7 @@ def test_swap_dataset_and_back_from_run_cache(project, tmp_path):
     out = dvc("exp", "run", *subprocess_args, cwd=project).stdout
     assert ran_stages(out) == ALL
     assert (project / "artifacts" / "mine" / "eval" / "report.md").exists()
-    metrics = json.loads((project / "artifacts" / "metrics" / "eval.json").read_text())
+    metrics = json.loads((project / "artifacts" / "mine" / "eval" / "metrics.json").read_text())
     assert metrics["split"] == "validation" and metrics["rows"] == 12
 
     back = ["-S", "dataset.name=demo", "-S", "dataset.source=null", "-S", "dataset.path=null",

@@ -109,8 +109,9 @@ def _checks(project: Path) -> dict:
     def real_dataset(name: str, split: str):
         def check(out: str) -> None:
             assert ran_stages(out) == ALL, out
-            metrics = json.loads((art / "metrics" / "eval.json").read_text())
+            metrics = json.loads((art / name / "eval" / "metrics.json").read_text())
             assert (metrics["split"], metrics["rows"]) == (split, SLICE_ROWS), metrics
+            assert sorted(json.loads((art / "metrics" / "eval.json").read_text())) == ["accuracy", "loss", "macro_f1"]
             assert (art / name / "eval" / "report.md").exists()
         return check
 
@@ -121,7 +122,7 @@ def _checks(project: Path) -> dict:
 
     def tickets(out: str) -> None:
         assert ran_stages(out) == ALL, out
-        metrics = json.loads((art / "metrics" / "eval.json").read_text())
+        metrics = json.loads((art / "tickets" / "eval" / "metrics.json").read_text())
         assert sorted(metrics["per_class"]) == ["billing", "sales", "tech"]
 
     def forced_ingest(out: str) -> None:
@@ -168,11 +169,11 @@ def _checks(project: Path) -> dict:
     def ray_local(out: str) -> None:
         # the same token and vocabulary bytes as the local engine: nothing after vocab reruns
         assert ran_stages(out) == ["check", "tokenize", "vocab"], out
-        assert json.loads((art / "metrics" / "tokenize.json").read_text())["engine"] == "ray"
+        assert '"engine": "ray"' in out, out
 
     def two_processes(out: str) -> None:
         assert ran_stages(out) == ["check", "train", "evaluate"], out
-        assert json.loads((art / "metrics" / "train.json").read_text())["processes"] == 2
+        assert '"processes": 2' in out, out
 
     def plots(out: str) -> None:
         assert (project / "dvc_plots" / "index.html").exists(), out
