@@ -116,7 +116,7 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
     with sealed_dir(out_dir) as tmp:
         has_curves = plot_curves(read_history(model_dir / "history.csv"), tmp / "curves.png")
         plot_confusion(metrics["confusion"], labels, tmp / "confusion.png",
-                       f"Confusion matrix: {reader.dir.parent.name}, {split} split ({len(data):,} rows)")
+                       f"Confusion matrix\n{reader.dir.parent.name}, {split} split, {len(data):,} rows")
         write_csv(tmp / "per_class.csv", ["label", "precision", "recall", "f1", "support"],
                   ([n, c["precision"], c["recall"], c["f1"], c["support"]] for n, c in metrics["per_class"].items()))
         model_stats = read_json(model_dir / "stats.json")

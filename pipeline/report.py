@@ -56,7 +56,7 @@ def plot_confusion(cm: list[list[int]], labels: list[str], path: Path, title: st
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     for i in range(len(labels)):
         for j in range(len(labels)):
             ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")

@@ -191,7 +191,7 @@ def test_two_writers_never_race(corpus, tmp_path):
 
 
 def test_stale_temporaries_of_dead_writers_are_swept(tmp_path):
-    from pipeline.fileio import atomic_dir
+    from pipeline.fileio import atomic_dir, write_json
 
     final = tmp_path / "tokens"
     dead = subprocess.Popen(["true"])
@@ -204,7 +204,9 @@ def test_stale_temporaries_of_dead_writers_are_swept(tmp_path):
         (tmp / "a.txt").write_text("x")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "tokens"])
     assert (final / "a.txt").read_text() == "x"
-    assert oct(final.stat().st_mode & 0o777) == "0o755"
+    assert oct(final.stat().st_mode & 0o777) == "0o755"  # a teammate on the machine can read artifacts
+    write_json(final / "stats.json", {"rows": 1})
+    assert oct((final / "stats.json").stat().st_mode & 0o777) == "0o644"
     with pytest.raises(PipelineError):
         verify_dir(final, "tokenize")  # atomic_dir alone does not seal: readers refuse it
 

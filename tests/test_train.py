@@ -256,3 +256,15 @@ def test_exported_model_predicts_like_the_project_from_any_folder(demo, trained,
     bad = run_cli("predict", "--model", out, "--device", "cuda", "x", cwd=elsewhere, check=False)
     if not torch.cuda.is_available():
         assert bad.returncode == 2 and bad.stderr.startswith("Error: predict --device is 'cuda' but this machine has no CUDA")
+
+
+def test_heartbeat_prints_progress_lines_off_terminal(capsys):
+    from pipeline.progress import Heartbeat
+
+    beat = Heartbeat("epoch 3", 200, every=0.0)  # stderr is captured here, so not a terminal
+    beat.tick(50, "loss 0.5000 acc 0.812")
+    beat.tick(200)
+    assert capsys.readouterr().err == "epoch 3: 50/200 (25%) loss 0.5000 acc 0.812\nepoch 3: 200/200 (100%)\n"
+    quiet = Heartbeat("epoch 3", 200)  # the default: at most one line every 30 s
+    quiet.tick(1)
+    assert capsys.readouterr().err == ""
