@@ -23,12 +23,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import PipelineError
-from .procs import die_with_parent
-
-
-def launched() -> bool:
-    """True inside a torchrun worker."""
-    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+from .procs import die_with_parent, launched
 
 
 def launch(nproc: int, args: list[str]) -> int:

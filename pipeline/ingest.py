@@ -132,7 +132,7 @@ def duplicate_stats(hashes: dict[str, np.ndarray], labels: dict[str, np.ndarray]
     dupes = {}
     for split, h in hashes.items():
         distinct = len(np.unique(h))
-        pairs = len(np.unique(np.stack([h, labels[split].astype(np.uint64)]), axis=1).T) if len(h) else 0
+        pairs = np.unique(np.stack([h, labels[split].astype(np.uint64)]), axis=1).shape[1]  # distinct (text, label)
         dupes[split] = {"repeated_rows": int(len(h) - distinct), "texts_with_conflicting_labels": int(pairs - distinct)}
     overlap = {f"{s}_in_train": int(np.isin(hashes[s], hashes["train"]).sum()) for s in hashes if s != "train"}
     return {"duplicates": dupes, "overlap": overlap}
@@ -224,9 +224,9 @@ def ingest(cfg: DataSource, out_dir: str | Path, params: IngestConfig = IngestCo
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(out_dir.with_name(out_dir.name + "-cache"))
-    with tempfile.TemporaryDirectory(prefix=temp_prefix(out_dir.with_name(out_dir.name + "-cache")), suffix=".tmp",
-                                     dir=out_dir.parent) as cache:
+    cache_name = out_dir.with_name(out_dir.name + "-cache")
+    sweep_stale(cache_name)
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(cache_name), suffix=".tmp", dir=out_dir.parent) as cache:
         return _ingest(cfg, out_dir, params, load_splits(cfg, cache_dir=cache))
 
 

@@ -95,8 +95,9 @@ class Predictor:
         with self.tokenizer as tok:
             tokens = tok.tokenize(texts, desc="predict").to_pylist()
         encoded = [self.vocab.encode(t)[: self.max_len or None] for t in tokens]
+        unknown = [sum(x == UNK_ID for x in ids) for ids in encoded]
         results: list[dict] = [{} for _ in texts]
-        usable = [i for i, ids in enumerate(encoded) if ids and any(x != UNK_ID for x in ids)]
+        usable = [i for i, ids in enumerate(encoded) if unknown[i] < len(ids)]
         kept = set(usable)
         for i, ids in enumerate(encoded):
             if i not in kept:
@@ -113,7 +114,7 @@ class Predictor:
             for r, i in enumerate(rows):
                 results[i] = {"text": texts[i], "label": self.labels[int(np.argmax(probs[r]))],
                               "probs": {n: round(float(p), 4) for n, p in zip(self.labels, probs[r])},
-                              "unk": sum(x == UNK_ID for x in encoded[i])}
+                              "unk": unknown[i]}
         return results
 
 
@@ -133,6 +134,6 @@ def iter_texts(lines: Iterable[str], jsonl_field: str | None = None) -> list[str
         except ValueError:
             raise PipelineError(f"line {n} is not JSON; pass one JSON object per line with --jsonl") from None
         if not isinstance(record, dict) or not isinstance(record.get(jsonl_field), str):
-            raise PipelineError(f"line {n} has no text field '{jsonl_field}'; set --text-field")
+            raise PipelineError(f"line {n} has no text field '{jsonl_field}'; name the text field with --jsonl FIELD")
         out.append(record[jsonl_field])
     return out

@@ -7,8 +7,14 @@ SIGINT) and prints one line, instead of every worker printing a traceback.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
+
+
+def launched() -> bool:
+    """True inside a torchrun worker (whose launcher holds the stage's output lock)."""
+    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:

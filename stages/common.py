@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
@@ -11,6 +10,7 @@ from pipeline.config import DatasetConfig, read_block
 from pipeline.fileio import lock_output, sweep_stale, write_json
 from pipeline.layout import metrics_file, stage_dir
 from pipeline.params import PARAMS_FILE, load_params
+from pipeline.procs import launched
 from pipeline.registry import STAGES, stage
 
 params_option = click.option(
@@ -28,7 +28,7 @@ def stage_configs(params_path: str, name: str) -> tuple[DatasetConfig, dict[str,
     params = load_params(params_path)
     dataset = DatasetConfig.from_block(params.get("dataset"))
     configs = {block: read_block(params, block) for block in stage(name).blocks}
-    if "LOCAL_RANK" not in os.environ:
+    if not launched():
         lock_output(stage_dir(dataset.name, name))
         for other in STAGES:  # temporaries of killed runs, whichever stage left them
             if other.out:
