@@ -9,7 +9,7 @@ one ``Error:`` line.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from .params import Block, spec
 from .schema import SPLITS
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
+DEMO_RECORD = "pipeline/demo_data"  # how artifacts name DEMO_DIR
 RESERVED_NAMES = ("metrics", "plots")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
@@ -59,6 +60,14 @@ class DataSource:
     validation_fraction: float
     test_fraction: float
     seed: int
+
+    def record(self) -> dict:
+        """The source as artifacts record it: the shipped demo by its place in the package, not by
+        where this clone lives, so identical data gives identical bytes in every checkout."""
+        fields = asdict(self)
+        if self.source == "demo":
+            fields["path"] = DEMO_RECORD
+        return fields
 
 
 @dataclass(frozen=True)

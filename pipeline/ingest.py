@@ -18,7 +18,6 @@ import hashlib
 import re
 import tempfile
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
@@ -296,6 +295,6 @@ def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str,
                         writers[out].write_table(clean.filter(pa.array(mask)).cast(schema))
         for writer in writers.values():
             writer.close()
-        write_json(tmp / "params.json", {"dataset": asdict(cfg), "ingest": params.content_params()})
+        write_json(tmp / "params.json", {"dataset": cfg.record(), "ingest": params.content_params()})
         write_json(tmp / "stats.json", stats)
     return stats

@@ -21,6 +21,7 @@ ROOT = Path("artifacts")
 METRICS_DIR = ROOT / "metrics"
 PLOTS_DIR = ROOT / "plots"
 CHECK_FILE = ROOT / "check.json"
+HASH_CACHE = ROOT / ".cache" / "file-hashes.json"  # stat facts -> sha256 of dataset files; not a DVC output
 VOCAB_FILE = "vocab.tsv"
 MODEL_FILE = "model.pt"
 

@@ -22,6 +22,7 @@ class Stage:
     metrics: tuple[str, ...] = ()  # DVC metrics files: artifacts/metrics/<name>.json
     plots: tuple[str, ...] = ()    # DVC plots files: artifacts/plots/<name>.csv
     data: tuple[str, ...] = ()     # package data it reads (DVC deps besides code)
+    always_changed: bool = False   # DVC runs it on every repro (its output still stops the cascade)
 
     @property
     def module(self) -> str:
@@ -30,7 +31,8 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("check", "Check every params block before any work starts.", None, (), ALL_BLOCKS),
+    Stage("check", "Check every params block and fingerprint the data files before any work starts.", None, (),
+          ALL_BLOCKS, always_changed=True),
     Stage("ingest", "Load a dataset into raw Parquet splits.", "raw", ("check",), ("dataset", "ingest"),
           data=("pipeline/demo_data",)),
     Stage("tokenize", "spaCy-tokenize the raw splits over all cores.", "tokens", ("ingest",), ("tokenize",),

@@ -63,6 +63,23 @@ def find_file(folder: Path, stem: str) -> Path | None:
     return found[0] if found else None
 
 
+def split_files(src: DataSource) -> dict[str, Path]:
+    """The file each split of a local source is read from (demo or files), in split order."""
+    folder = Path(src.path)
+    if not folder.is_dir():
+        raise PipelineError(f"dataset.path {folder} is not a folder; it must hold train.* (and optionally validation.*, test.*)")
+    files = {}
+    for split, stem in src.splits.items():
+        path = find_file(folder, stem)
+        if path is None:
+            if split == "train":
+                have = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+                raise PipelineError(f"{folder} has no {stem}.{{parquet,csv,tsv,jsonl}} for the train split (it has: {have})")
+            continue
+        files[split] = path
+    return files
+
+
 def _quiet_datasets() -> Any:
     """Hugging Face ``datasets`` without its own log lines and bars: errors reach the user as one line."""
     import datasets
@@ -126,17 +143,8 @@ def load_splits(src: DataSource, cache_dir: str | Path | None = None) -> dict[st
     Hugging Face cache, which is what it is for."""
     if src.source == "hub":
         return _load_hub(src)
-    folder = Path(src.path)
-    if not folder.is_dir():
-        raise PipelineError(f"dataset.path {folder} is not a folder; it must hold train.* (and optionally validation.*, test.*)")
     tables = {}
-    for split, stem in src.splits.items():
-        path = find_file(folder, stem)
-        if path is None:
-            if split == "train":
-                have = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
-                raise PipelineError(f"{folder} has no {stem}.{{parquet,csv,tsv,jsonl}} for the train split (it has: {have})")
-            continue
+    for split, path in split_files(src).items():
         tables[split] = load_file(path, cache_dir=cache_dir)
         if path.suffix.lower() in DIALECTS and src.text_column in tables[split].column_names:
             verify_delimited(path, tables[split], src.text_column)

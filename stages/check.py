@@ -1,11 +1,10 @@
 """`textpipe check`: check every params block before any stage does work."""
-from dataclasses import asdict
-
 import click
 
 from pipeline.config import read_all
 from pipeline.fileio import write_json
-from pipeline.layout import CHECK_FILE
+from pipeline.fingerprint import source_fingerprint
+from pipeline.layout import CHECK_FILE, HASH_CACHE
 from pipeline.params import load_params
 
 from .common import params_option
@@ -14,10 +13,12 @@ from .common import params_option
 @click.command("check")
 @params_option
 def main(params_path: str) -> None:
-    """Check types, ranges, a safe dataset.name and the device; write artifacts/check.json.
+    """Check types, ranges, a safe dataset.name, the device and the dataset's files; write artifacts/check.json.
 
-    It runs first under `dvc repro`, so a bad value stops the pipeline before
-    DVC touches any dataset folder. check.json holds the resolved data source.
+    It runs first on every `dvc repro` (always_changed), so a bad value stops the
+    pipeline before DVC touches any dataset folder. check.json holds the resolved
+    data source and, for local files, each split file's size and sha256: the
+    ingest stage depends on it, so editing a data file reruns ingest.
     """
     configs = read_all(load_params(params_path))
     source = configs["dataset"].resolve()
@@ -25,5 +26,6 @@ def main(params_path: str) -> None:
         from pipeline.checkpoint import pick_device
 
         pick_device(configs["train"].device)
-    write_json(CHECK_FILE, {"source": asdict(source)})
-    click.echo(f"params ok: dataset {source.name} ({source.source})")
+    files = source_fingerprint(source, HASH_CACHE)
+    write_json(CHECK_FILE, {"source": source.record(), "files": files})
+    click.echo(f"params ok: dataset {source.name} ({source.source}" + (f", {len(files)} files)" if files else ")"))

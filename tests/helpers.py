@@ -74,6 +74,8 @@ def expected_dvc_stage(name: str) -> dict:
     """The dvc.yaml entry stage ``name`` must have, from the registry and the code."""
     s = stage(name)
     entry: dict = {"cmd": f"textpipe {name}"}
+    if s.always_changed:
+        entry["always_changed"] = True
     entry["deps"] = [str(layout.stage_dir(DATASET_TEMPLATE, up)) for up in s.reads]
     entry["deps"] += code_closure(s.module) + list(s.data)
     entry["params"] = list(s.blocks)

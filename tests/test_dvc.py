@@ -1,5 +1,6 @@
 """The DVC experience end to end, with the real `dvc` binary in a fresh git repository."""
 import json
+import os
 import re
 import time
 
@@ -40,20 +41,19 @@ def test_repro_runs_everything_then_nothing(project):
         "tokenize": ["seconds", "tokens_per_s"], "vocab": ["unk_rate"], "bucket": ["padding_waste"],
         "train": ["best_epoch", "seconds", "tokens_per_s", "val_acc", "val_loss"], "eval": ["accuracy", "loss", "macro_f1"]}
     assert sorted(figures["vocab"]["unk_rate"]) == sorted(figures["bucket"]["padding_waste"]) == ["test", "train", "validation"]
-    # the demo's verdict sentences decide its labels; the model the first dvc repro trained gets these right
-    proc = run_cli("predict", "--json", "The acting was truly superb. Highly recommended.",
-                   "The plot was truly tedious. I want my money back.", cwd=project)
-    rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["label"] for r in rows] == ["pos", "neg"], rows
-    assert all(abs(sum(r["probs"].values()) - 1) < 1e-3 for r in rows)
+    # predict reads the model this repro trained (how right it is with the shipped params: test_readme)
+    proc = run_cli("predict", "--json", "The acting was truly superb. Highly recommended.", cwd=project)
+    (row,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert row["label"] == max(row["probs"], key=row["probs"].get) and abs(sum(row["probs"].values()) - 1) < 1e-3
     t = time.perf_counter()
     again = dvc("repro", cwd=project).stdout
     elapsed = time.perf_counter() - t
-    assert ran_stages(again) == [], again
-    assert "Data and pipelines are up to date" in again
+    # check runs on every repro (it fingerprints data files); its output is unchanged, so nothing else runs
+    assert ran_stages(again) == ["check"], again
+    assert [s for s in ALL if f"Stage '{s}' didn't change, skipping" in again] == ALL[1:], again
     print(f"no-op dvc repro: {elapsed:.2f}s")  # reported in BENCHMARKS.md, not asserted (shared machine)
     status = dvc("status", cwd=project).stdout
-    assert "up to date" in status
+    assert status.split() == ["check:", "always", "changed"], status
 
 
 @pytest.mark.slow
@@ -123,7 +123,7 @@ def test_swap_dataset_and_back_from_run_cache(project, tmp_path):
     back = ["-S", "dataset.name=demo", "-S", "dataset.source=null", "-S", "dataset.path=null",
             "-S", "dataset.text_column=null", "-S", "dataset.label_column=null", "-S", "dataset.labels=null"]
     out = dvc("exp", "run", *back, cwd=project).stdout
-    assert ran_stages(out) == [], out
+    assert ran_stages(out) == ["check"], out
     assert (project / "artifacts" / "demo" / "shards" / "manifest.json").exists()
     assert "restored" in out.lower() or "skipping run" in out.lower() or "didn't change" in out.lower()
 
@@ -143,10 +143,19 @@ def test_swap_dataset_and_back_from_run_cache(project, tmp_path):
     set_params(project, dataset={"name": "mine", "source": "files", "path": str(data), "text_column": "review",
                                  "label_column": "stars", "labels": ["bad", "good"]})
     out = dvc("repro", cwd=project).stdout
-    assert ran_stages(out) == [], out
+    assert ran_stages(out) == ["check"], out
     for name in ("demo", "mine"):
         assert (project / "artifacts" / name / "shards" / "manifest.json").exists(), name
         assert (project / "artifacts" / name / "model" / "model.pt").exists(), name
+    # Editing the data file is noticed: check fingerprints it, ingest reruns. Here the edit is CRLF
+    # line ends (same rows), so raw/ is byte-identical and DVC stops after ingest.
+    train_csv = data / "train.csv"
+    train_csv.write_bytes(train_csv.read_bytes().replace(b"\n", b"\r\n"))
+    raw = (project / "artifacts" / "mine" / "raw" / "checksums.json").read_bytes()
+    assert ran_stages(dvc("repro", cwd=project).stdout) == ["check", "ingest"]
+    assert (project / "artifacts" / "mine" / "raw" / "checksums.json").read_bytes() == raw
+    os.utime(train_csv, (time.time() + 60, time.time() + 60))  # new mtime, same content: nothing reruns
+    assert ran_stages(dvc("repro", cwd=project).stdout) == ["check"]
     set_params(project, dataset={k: None for k in ("source", "path", "text_column", "label_column", "labels")} | {"name": "demo"})
 
 
@@ -173,6 +182,7 @@ def test_editing_a_module_reruns_every_stage_that_imports_it(project):
     try:
         importers = [s for s in ALL if "pipeline/vocab.py" in code_closure(f"stages.{s}")]
         assert "bucket" in importers and "shard" not in importers
-        assert ran_stages(dvc("repro", cwd=project).stdout) == importers
+        ran = ran_stages(dvc("repro", cwd=project).stdout)
+        assert ran == [s for s in ALL if s in importers or s == "check"], ran  # check runs on every repro
     finally:  # the last test of this module: nothing after it needs the pipeline rerun
         module.write_text(original)

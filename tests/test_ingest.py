@@ -23,8 +23,10 @@ def write_csv(folder, name, text, encoding="utf-8"):
 def test_demo_preset_ingests_with_stratified_validation(tmp_path):
     stats = ingest(cfg(name="demo"), tmp_path / "raw")
     assert stats["labels"] == ["neg", "pos"]
-    assert stats["rows"] == {"train": 1440, "validation": 160, "test": 400}
-    assert stats["label_counts"]["validation"] == {"neg": 80, "pos": 80}
+    assert stats["rows"] == {"train": 2160, "validation": 240, "test": 600}
+    # 10% of each class of demo_data/train.jsonl (1,226 neg, 1,174 pos), rounded
+    assert stats["label_counts"]["validation"] == {"neg": 123, "pos": 117}
+    assert stats["label_counts"]["train"] == {"neg": 1226 - 123, "pos": 1174 - 117}
     t = pq.read_table(tmp_path / "raw" / "train.parquet")
     assert t.column_names == ["text", "label"] and t.schema.field("label").type == pa.int64()
     assert json.loads(t.schema.metadata[b"textpipe.labels"]) == ["neg", "pos"]
@@ -163,3 +165,52 @@ def test_unparseable_csv_is_one_line_through_the_cli(tmp_path, write_params):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == (f"Error: could not read {tmp_path / 'e' / 'train.csv'} as csv: ParserError: Error tokenizing "
                            "data. C error: EOF inside string starting at row 1\n")
+
+
+def test_source_fingerprint_follows_content_not_times(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from pipeline import fingerprint
+
+    data = tmp_path / "data"
+    write_csv(data, "train.csv", "text,label\ngood,1\nbad,0\n")
+    write_csv(data, "test.tsv", "text\tlabel\nfine\t1\n")
+    write_csv(data, "notes.txt", "not a split\n")
+    src, cache = cfg(source="files", path=str(data)), tmp_path / "artifacts" / ".cache" / "hashes.json"
+    hashed = []
+    real_sha = fingerprint.sha256_file
+    monkeypatch.setattr(fingerprint, "sha256_file", lambda p: hashed.append(p.name) or real_sha(p))
+
+    first = fingerprint.source_fingerprint(src, cache)
+    train, test = b"text,label\ngood,1\nbad,0\n", b"text\tlabel\nfine\t1\n"
+    assert first == {"train": {"file": "train.csv", "bytes": len(train), "sha256": hashlib.sha256(train).hexdigest()},
+                     "test": {"file": "test.tsv", "bytes": len(test), "sha256": hashlib.sha256(test).hexdigest()}}
+    assert sorted(hashed) == ["test.tsv", "train.csv"]
+    # unchanged files are not read again; a touch changes no fingerprint and reads the file once
+    assert fingerprint.source_fingerprint(src, cache) == first and len(hashed) == 2
+    later = os.stat(data / "train.csv").st_mtime + 100
+    os.utime(data / "train.csv", (later, later))
+    assert fingerprint.source_fingerprint(src, cache) == first and hashed[2:] == ["train.csv"]
+    # an edit in place changes the train entry only; a new validation file appears
+    write_csv(data, "train.csv", "text,label\ngood,1\nbad,1\n")
+    write_csv(data, "validation.jsonl", '{"text": "ok", "label": 1}\n')
+    edited = fingerprint.source_fingerprint(src, cache)
+    assert edited["test"] == first["test"] and edited["train"]["sha256"] != first["train"]["sha256"]
+    assert list(edited) == ["train", "validation", "test"] and edited["validation"]["file"] == "validation.jsonl"
+    # a damaged cache is rebuilt, never trusted; the demo and the hub have no files to fingerprint
+    cache.write_text("{not json")
+    assert fingerprint.source_fingerprint(src, cache) == edited
+    assert fingerprint.source_fingerprint(cfg(name="demo"), cache) == {}
+
+
+def test_source_fingerprint_refuses_a_fifo_without_blocking(tmp_path):
+    import os
+
+    from pipeline.fingerprint import source_fingerprint
+
+    data = tmp_path / "data"
+    data.mkdir()
+    os.mkfifo(data / "train.csv")
+    with pytest.raises(PipelineError, match="train.csv is not a regular file"):
+        source_fingerprint(cfg(source="files", path=str(data)), tmp_path / "cache.json")

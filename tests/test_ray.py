@@ -76,7 +76,7 @@ def test_one_actor_on_the_local_ray_the_stage_starts_equals_local_on_the_demo(de
             "from pipeline.tokenize import tokenize_dataset\nfrom pipeline.vocab import vocab_stage\n"
             f"stats, timings = tokenize_dataset({str(demo / 'raw')!r}, {str(tmp_path / 'tokens')!r}, "
             "TokenizeConfig(engine='ray', workers=1, chunk_size=300))\n"
-            "assert timings['engine'] == 'ray' and stats['splits']['train']['docs'] == 1440\n"
+            "assert timings['engine'] == 'ray' and stats['splits']['train']['docs'] == 2160\n"
             "with ray_engine.ray_session(None, 1):\n"
             f"    vocab_stage({str(tmp_path / 'tokens')!r}, {str(tmp_path / 'vocab')!r}, VocabConfig(engine='ray'), "
             "count=ray_engine.count_tokens)\n")

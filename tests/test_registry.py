@@ -26,6 +26,7 @@ def test_each_stage_entry_agrees_with_registry_and_imports():
         assert entry.get("params") == want["params"], name
         assert entry.get("outs") == want["outs"], name
         assert entry.get("metrics", []) == want.get("metrics", []), name
+        assert entry.get("always_changed", False) == want.get("always_changed", False), name
         plots = [next(iter(p)) if isinstance(p, dict) else p for p in entry.get("plots", [])]
         assert plots == [str(layout.plots_file(p)) for p in stage(name).plots], name
 
