@@ -1,14 +1,19 @@
-"""Training throughput on IMDB shards: textpipe's recipe vs the seed recipe.
+"""Training throughput: textpipe's recipe (lazy or dense Adam) vs the seed recipe, per dataset.
 
-Both train the same model (bidirectional LSTM, embed 128, hidden 128, batch 32)
-for --steps optimizer steps on the same shards, in the same process:
+Every recipe trains the same model (bidirectional LSTM, embed 128, hidden 128,
+batch 32, the shipped defaults) for --steps optimizer steps on the same shards,
+in the same process, one after the other, repeat after repeat:
 
-- textpipe: length-bucketed batches (LengthBucketSampler) + the fused exact fast path
-- seed:     random batches + pack_padded_sequence(enforce_sorted=False)
+- textpipe:       length-bucketed batches (LengthBucketSampler) + the fused exact fast path
+                  + lazy Adam on the embedding (``train.embedding_grad: auto`` on one process)
+- textpipe-dense: the same with the dense fused Adam for every parameter
+- seed:           random batches + pack_padded_sequence(enforce_sorted=False) + the dense fused Adam
 
-Prints real (non-pad) tokens/s of each and their ratio, median over --repeats.
+Prints real (non-pad) tokens/s of each, median over --repeats, the ratios to the
+seed recipe, and (with several datasets) each dataset's textpipe tokens/s over the
+first one's: SST-2 ÷ IMDB is the short-text figure of BENCHMARKS.md.
 
-    python bench/train_throughput.py --shards artifacts/imdb/shards --vocab artifacts/imdb/vocab/vocab.tsv
+    python bench/train_throughput.py --data imdb=artifacts/imdb --data sst2=artifacts/sst2 --steps 60 --repeats 3
 """
 from __future__ import annotations
 
@@ -27,13 +32,15 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.model import TextClassifier  # noqa: E402
+from pipeline.optim import ClassifierOptimizer, clip_grad_norm  # noqa: E402
 from pipeline.sampler import LengthBucketSampler, collate  # noqa: E402
 from pipeline.shards import ShardReader  # noqa: E402
-from pipeline.train import make_optimizer  # noqa: E402
+
+RECIPES = ("textpipe", "textpipe-dense", "seed")
 
 
 def run(model: nn.Module, data, batches, steps: int) -> float:
-    opt = make_optimizer(torch.optim.Adam, model, 1e-3)  # the same optimizer for both recipes
+    opt = ClassifierOptimizer(model, torch.optim.Adam, 1e-3)
     model.train()
     tokens, start = 0, None
     for i, batch in enumerate(batches[: steps + 3]):
@@ -43,40 +50,55 @@ def run(model: nn.Module, data, batches, steps: int) -> float:
         loss = nn.functional.cross_entropy(model(ids, lengths), labels)
         opt.zero_grad()
         loss.backward()
+        clip_grad_norm(opt.params, 5.0)
         opt.step()
         tokens += int(lengths.sum())
     return tokens / (time.perf_counter() - start)
 
 
+def one(recipe: str, reader: ShardReader, data, steps: int, seed: int) -> float:
+    torch.manual_seed(seed)
+    model = TextClassifier(reader.manifest["vocab"]["size"], len(reader.labels),
+                           rnn_impl="packed" if recipe == "seed" else "fused")
+    model.embedding.sparse = recipe == "textpipe"
+    if recipe == "seed":
+        perm = np.random.default_rng(seed).permutation(len(data))
+        batches = [perm[i:i + 32].tolist() for i in range(0, len(perm), 32)]
+    else:
+        batches = LengthBucketSampler(data.lengths, data.buckets, seed=seed).batches()  # the shipped train.batch_size
+    return run(model, data, batches, steps)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shards", required=True)
-    ap.add_argument("--vocab", required=True)
+    ap.add_argument("--data", action="append", required=True, metavar="NAME=ARTIFACTS_DIR",
+                    help="a dataset's artifacts folder (with shards/ and vocab/); repeat for several")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--bidirectional", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    reader = ShardReader(args.shards, vocab_path=args.vocab)
-    data = reader.split("train")
-    vocab_size = reader.manifest["vocab"]["size"]
-    ours, seed = [], []
-    for r in range(args.repeats):
-        torch.manual_seed(r)
-        sampler = LengthBucketSampler(data.lengths, data.buckets, seed=r)  # the shipped train.batch_size
-        model = TextClassifier(vocab_size, len(reader.labels), bidirectional=bool(args.bidirectional), rnn_impl="fused")
-        ours.append(run(model, data, sampler.batches(), args.steps))
-        perm = np.random.default_rng(r).permutation(len(data))
-        random_batches = [perm[i:i + 32].tolist() for i in range(0, len(perm), 32)]
-        torch.manual_seed(r)
-        model = TextClassifier(vocab_size, len(reader.labels), bidirectional=bool(args.bidirectional), rnn_impl="packed")
-        seed.append(run(model, data, random_batches, args.steps))
+    datasets = {}
+    for item in args.data:
+        name, folder = item.split("=", 1)
+        reader = ShardReader(Path(folder) / "shards", vocab_path=Path(folder) / "vocab" / "vocab.tsv")
+        datasets[name] = (reader, reader.split("train"))
+    speeds: dict[str, dict[str, list[float]]] = {n: {r: [] for r in RECIPES} for n in datasets}
+    for repeat in range(args.repeats):
+        for name, (reader, data) in datasets.items():
+            for recipe in RECIPES:
+                speeds[name][recipe].append(one(recipe, reader, data, args.steps, repeat))
     med = statistics.median
-    print(json.dumps({
-        "steps": args.steps, "repeats": args.repeats, "bidirectional": bool(args.bidirectional), "threads": torch.get_num_threads(),
-        "textpipe_tokens_per_s": round(med(ours)), "seed_recipe_tokens_per_s": round(med(seed)),
-        "ratio": round(med(o / s for o, s in zip(ours, seed)), 2),
-    }, indent=2))
+    first = next(iter(datasets))
+    report = {"steps": args.steps, "repeats": args.repeats, "threads": torch.get_num_threads(), "datasets": {}}
+    for name, by in speeds.items():
+        report["datasets"][name] = {
+            **{f"{r}_tokens_per_s": round(med(v)) for r, v in by.items()},
+            "textpipe_over_seed": round(med(a / b for a, b in zip(by["textpipe"], by["seed"])), 2),
+            "dense_over_seed": round(med(a / b for a, b in zip(by["textpipe-dense"], by["seed"])), 2),
+            "lazy_over_dense": round(med(a / b for a, b in zip(by["textpipe"], by["textpipe-dense"])), 2),
+            f"textpipe_over_{first}": round(med(a / b for a, b in zip(by["textpipe"], speeds[first]["textpipe"])), 2),
+        }
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

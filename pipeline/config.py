@@ -222,6 +222,21 @@ class TrainConfig(Block):
     threads: int = spec(0, ge=0)  # torch CPU threads; 0 = all cores
     eval_batch_size: int = spec(256, ge=1)
     nproc: int = spec(1, ge=1)  # processes; > 1 runs the stage under torchrun (DDP: gloo on CPU, nccl on CUDA)
+    embedding_grad: Literal["auto", "sparse", "dense"] = "auto"  # sparse: lazy Adam on the rows a batch used
+
+    def validate(self) -> None:
+        if self.embedding_grad == "sparse" and self.nproc > 1:
+            raise PipelineError("train.embedding_grad: sparse runs on one process; with train.nproc > 1 use auto or dense")
+        if self.embedding_grad == "sparse" and self.weight_decay > 0:
+            raise PipelineError("train.embedding_grad: sparse has no weight decay; set train.weight_decay: 0 or "
+                                "train.embedding_grad: dense")
+
+    def sparse_embedding(self, world_size: int) -> bool:
+        """Whether the embedding gets sparse gradients and lazy Adam (see pipeline/optim.py): auto picks
+        it on one process without weight decay."""
+        if self.embedding_grad == "auto":
+            return world_size == 1 and self.weight_decay == 0
+        return self.embedding_grad == "sparse"
 
 
 @dataclass(frozen=True)

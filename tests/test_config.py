@@ -67,6 +67,14 @@ def test_unknown_keys_and_blocks_and_cross_field_rules():
         DatasetConfig.from_block({"validation_fraction": 0.5, "test_fraction": 0.5})
     assert DatasetConfig.from_block({"labels": [1, 2]}).resolve().labels == ["1", "2"]
     assert DatasetConfig.from_block(None) == DatasetConfig()
+    with pytest.raises(PipelineError, match="^train.embedding_grad: sparse runs on one process; with train.nproc > 1"):
+        TrainConfig.from_block({"embedding_grad": "sparse", "nproc": 2})
+    with pytest.raises(PipelineError, match="^train.embedding_grad: sparse has no weight decay; set train.weight_decay: 0"):
+        TrainConfig.from_block({"embedding_grad": "sparse", "weight_decay": 0.01})
+    # auto: lazy Adam on one process without weight decay, dense Adam otherwise
+    assert [TrainConfig.from_block(b).sparse_embedding(world) for b, world in [
+        ({}, 1), ({}, 2), ({"weight_decay": 0.01}, 1), ({"embedding_grad": "dense"}, 1), ({"embedding_grad": "sparse"}, 1)]
+    ] == [True, False, False, False, True]
 
 
 def test_only_content_params_are_recorded():

@@ -82,3 +82,61 @@ def test_classifier_gradients_equal_across_paths(pooling, num_layers):
     torch.testing.assert_close(grads["fused"][0], grads["packed"][0], atol=1e-10, rtol=0)
     for a, b in zip(grads["fused"][1], grads["packed"][1]):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def _twin_classifiers(sparse: bool, seed: int = 3) -> TextClassifier:
+    torch.manual_seed(seed)
+    model = TextClassifier(50, 3, embed_dim=8, hidden_size=6, rnn_impl="fused")
+    model.embedding.sparse = sparse
+    return model
+
+
+def test_sparse_embedding_gradients_give_the_dense_weights_under_sgd_with_clipping():
+    """Where the maths is the same (SGD), sparse and dense embedding gradients train the same weights,
+    clipping included (repeated ids in a batch add up in both)."""
+    from pipeline.optim import clip_grad_norm
+
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.randint(1, 50, (4, 7), generator=gen), torch.tensor([7, 6, 3, 1]), torch.randint(0, 3, (4,), generator=gen))
+               for _ in range(6)]
+    batches[0][0][:, :3] = 5  # one id many times in one batch
+    weights, norms = {}, {}
+    for sparse in (False, True):
+        model = _twin_classifiers(sparse)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        norms[sparse] = []
+        for ids, lengths, labels in batches:
+            ids = ids * (torch.arange(7) < lengths.unsqueeze(1))  # right padding
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(ids, lengths), labels).backward()
+            assert model.embedding.weight.grad.is_sparse == sparse
+            norms[sparse].append(float(clip_grad_norm(list(model.parameters()), 0.05)))
+            opt.step()
+        weights[sparse] = {k: v.clone() for k, v in model.state_dict().items()}
+    assert norms[True] == pytest.approx(norms[False], rel=1e-5) and min(norms[False]) > 0.05  # clipping was active
+    for name, dense in weights[False].items():
+        torch.testing.assert_close(weights[True][name], dense, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(weights[False]["embedding.weight"], _twin_classifiers(False).embedding.weight)
+
+
+def test_lazy_adam_updates_only_the_rows_a_batch_used():
+    from pipeline.optim import ClassifierOptimizer
+
+    model = _twin_classifiers(True)
+    before = model.embedding.weight.detach().clone()
+    opt = ClassifierOptimizer(model, torch.optim.Adam, lr=0.01)
+    assert sorted(opt.parts) == ["dense", "sparse"]
+    ids = torch.tensor([[4, 9, 9], [2, 0, 0]])
+    for _ in range(3):
+        opt.zero_grad()
+        model(ids, torch.tensor([3, 1])).sum().backward()
+        opt.step()
+    changed = (model.embedding.weight != before).any(dim=1).nonzero().flatten().tolist()
+    assert changed == [2, 4, 9]  # never <pad> (0), never an unused row
+    state = opt.state_dict()
+    again = ClassifierOptimizer(model, torch.optim.Adam, lr=0.01)
+    again.load_state_dict(state)
+    assert again.parts["sparse"].state_dict()["state"][0]["step"] == 3
+    dense = ClassifierOptimizer(_twin_classifiers(False), torch.optim.Adam, lr=0.01)
+    with pytest.raises(ValueError, match="optimizer state has"):
+        dense.load_state_dict(state)

@@ -24,6 +24,17 @@ def fit(root, out, config, resume=None):
     return trainer, trainer.fit()
 
 
+def test_lazy_adam_trains_the_demo_as_well_as_dense_adam(demo, tmp_path):
+    """Sparse embedding gradients + SparseAdam (the default on one process) against the dense fused Adam:
+    not the same maths, so the check is the outcome (same epochs, same data order)."""
+    accuracy = {}
+    for grad in ("dense", "sparse"):
+        trainer, result = fit(demo, tmp_path / grad, {**FAST, "embedding_grad": grad})
+        assert trainer.model.embedding.sparse == (grad == "sparse") and sorted(trainer.optimizer.parts)[-1] == grad
+        accuracy[grad] = result["val_acc"]
+    assert min(accuracy.values()) > 0.8 and abs(accuracy["sparse"] - accuracy["dense"]) <= 0.05, accuracy
+
+
 def test_short_training_beats_majority_class(demo, tmp_path):
     trainer, result = fit(demo, tmp_path / "model", {**FAST, "max_steps": 90})
     assert trainer.step == 90
