@@ -1,7 +1,7 @@
 """Training throughput: textpipe's recipe (lazy or dense Adam) vs the seed recipe, per dataset.
 
 Every recipe trains the same model (bidirectional LSTM, embed 128, hidden 128,
-batch 32, the shipped defaults) for --steps optimizer steps on the same shards,
+batch 32 and no token budget: the shipped defaults, or --batch-size/--max-tokens) for --steps optimizer steps on the same shards,
 in the same process, one after the other, repeat after repeat:
 
 - textpipe:       length-bucketed batches (LengthBucketSampler) + the fused exact fast path
@@ -31,6 +31,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pipeline.config import TrainConfig  # noqa: E402
 from pipeline.model import TextClassifier  # noqa: E402
 from pipeline.optim import ClassifierOptimizer, clip_grad_norm  # noqa: E402
 from pipeline.sampler import LengthBucketSampler, collate  # noqa: E402
@@ -56,7 +57,7 @@ def run(model: nn.Module, data, batches, steps: int) -> float:
     return tokens / (time.perf_counter() - start)
 
 
-def one(recipe: str, reader: ShardReader, data, steps: int, seed: int) -> float:
+def one(recipe: str, reader: ShardReader, data, steps: int, seed: int, batch_size: int, max_tokens: int) -> float:
     torch.manual_seed(seed)
     model = TextClassifier(reader.manifest["vocab"]["size"], len(reader.labels),
                            rnn_impl="packed" if recipe == "seed" else "fused")
@@ -65,7 +66,7 @@ def one(recipe: str, reader: ShardReader, data, steps: int, seed: int) -> float:
         perm = np.random.default_rng(seed).permutation(len(data))
         batches = [perm[i:i + 32].tolist() for i in range(0, len(perm), 32)]
     else:
-        batches = LengthBucketSampler(data.lengths, data.buckets, seed=seed).batches()  # the shipped train.batch_size
+        batches = LengthBucketSampler(data.lengths, data.buckets, batch_size, max_tokens, seed=seed).batches()
     return run(model, data, batches, steps)
 
 
@@ -75,28 +76,40 @@ def main() -> None:
                     help="a dataset's artifacts folder (with shards/ and vocab/); repeat for several")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="textpipe recipes (seed: 32)")
+    ap.add_argument("--max-tokens", type=int, default=TrainConfig.max_tokens, help="textpipe recipes: padded-token budget")
+    ap.add_argument("--recipes", default=",".join(RECIPES))
     args = ap.parse_args()
+    recipes = args.recipes.split(",")
     torch.set_num_threads(os.cpu_count() or 1)
     datasets = {}
     for item in args.data:
         name, folder = item.split("=", 1)
         reader = ShardReader(Path(folder) / "shards", vocab_path=Path(folder) / "vocab" / "vocab.tsv")
         datasets[name] = (reader, reader.split("train"))
-    speeds: dict[str, dict[str, list[float]]] = {n: {r: [] for r in RECIPES} for n in datasets}
+    speeds: dict[str, dict[str, list[float]]] = {n: {r: [] for r in recipes} for n in datasets}
     for repeat in range(args.repeats):
         for name, (reader, data) in datasets.items():
-            for recipe in RECIPES:
-                speeds[name][recipe].append(one(recipe, reader, data, args.steps, repeat))
+            for recipe in recipes:
+                speeds[name][recipe].append(one(recipe, reader, data, args.steps, repeat, args.batch_size, args.max_tokens))
     med = statistics.median
     first = next(iter(datasets))
-    report = {"steps": args.steps, "repeats": args.repeats, "threads": torch.get_num_threads(), "datasets": {}}
+    report = {"steps": args.steps, "repeats": args.repeats, "threads": torch.get_num_threads(),
+              "batch_size": args.batch_size, "max_tokens": args.max_tokens, "datasets": {}}
+
+    def ratio(by: dict, a: str, b: str, other: dict | None = None) -> float | None:
+        other = other or by
+        if a not in by or b not in other:
+            return None
+        return round(med(x / y for x, y in zip(by[a], other[b])), 2)
+
     for name, by in speeds.items():
         report["datasets"][name] = {
             **{f"{r}_tokens_per_s": round(med(v)) for r, v in by.items()},
-            "textpipe_over_seed": round(med(a / b for a, b in zip(by["textpipe"], by["seed"])), 2),
-            "dense_over_seed": round(med(a / b for a, b in zip(by["textpipe-dense"], by["seed"])), 2),
-            "lazy_over_dense": round(med(a / b for a, b in zip(by["textpipe"], by["textpipe-dense"])), 2),
-            f"textpipe_over_{first}": round(med(a / b for a, b in zip(by["textpipe"], speeds[first]["textpipe"])), 2),
+            "textpipe_over_seed": ratio(by, "textpipe", "seed"),
+            "dense_over_seed": ratio(by, "textpipe-dense", "seed"),
+            "lazy_over_dense": ratio(by, "textpipe", "textpipe-dense"),
+            f"textpipe_over_{first}": ratio(by, "textpipe", "textpipe", speeds[first]),
         }
     print(json.dumps(report, indent=2))
 
