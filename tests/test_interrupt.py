@@ -107,7 +107,8 @@ def mid_work(project, stage):
 
 def interrupt(project, stage, sig, rng):
     """Run `dvc repro -f -s <stage>`, send ``sig`` to the stage's process at a random moment of its
-    work, and return DVC's stderr."""
+    work, and return DVC's stderr, or None when the stage had finished its work before the signal
+    landed (a quick stage can: it then exits 0 with its output whole)."""
     proc = subprocess.Popen(["dvc", "repro", "-f", "-s", stage], cwd=project, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -121,8 +122,10 @@ def interrupt(project, stage, sig, rng):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode != 0, err
     wait_for(lambda: gone(family), timeout=10, step=0.1)  # its workers did not outlive it
+    if proc.returncode == 0:
+        verify_dir(project / "artifacts" / NAME / OUT[stage], stage)
+        return None
     return err
 
 
@@ -133,10 +136,12 @@ def test_interrupted_stages_leave_nothing_accepted_and_repro_is_byte_identical(c
     dvc("repro", "train", cwd=project)
     reference = digest(project)
     rng = random.Random(int(sig))
+    interrupted = []
     for stage in KILLED:
         err = interrupt(project, stage, sig, rng)
+        interrupted += [stage] if err is not None else []
         out = project / "artifacts" / NAME / OUT[stage]
-        if sig == signal.SIGINT:
+        if sig == signal.SIGINT and err is not None:
             kept = " (its resume point is kept)" if stage == "train" else ""
             assert f"Interrupted: {stage} left no output{kept}; run dvc repro to start it again" in err, err
             assert "Traceback" not in err, err
@@ -149,6 +154,8 @@ def test_interrupted_stages_leave_nothing_accepted_and_repro_is_byte_identical(c
             dvc("repro", "-f", "-s", stage, cwd=project)
         assert not list(art.glob(".*.tmp"))  # the killed run's temporaries are gone
         assert digest(project) == reference, stage
+    # the shard stage takes a fraction of a second and may finish first; tokenize and train cannot
+    assert {"tokenize", "train"} <= set(interrupted), interrupted
 
 
 @pytest.mark.slow
