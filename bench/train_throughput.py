@@ -79,9 +79,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="textpipe recipes (seed: 32)")
     ap.add_argument("--max-tokens", type=int, default=TrainConfig.max_tokens, help="textpipe recipes: padded-token budget")
     ap.add_argument("--recipes", default=",".join(RECIPES))
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = all cores (the shipped train.threads)")
     args = ap.parse_args()
     recipes = args.recipes.split(",")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     datasets = {}
     for item in args.data:
         name, folder = item.split("=", 1)
