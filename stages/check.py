@@ -1,4 +1,4 @@
-"""`textpipe check`: check every params block before any stage does work."""
+"""`textpipe check`: check every params block and fingerprint the dataset's files before any stage does work."""
 import click
 
 from pipeline.config import read_all
