@@ -43,14 +43,3 @@ def write_params(tmp_path):
         return path
 
     return _write
-
-
-# The files that run longest (real DVC, Ray, torchrun, the whole README), longest first. With
-# `--dist loadfile` each xdist worker takes whole files in collection order, so starting these first
-# keeps one worker from being left alone with the README test at the end of the run.
-LONGEST_FIRST = ("test_readme.py", "test_ray.py", "test_dvc.py", "test_interrupt.py")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable: file order kept otherwise
