@@ -31,11 +31,11 @@ PARAMS = {
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """The demo reviews six times over (each copy marked, so no duplicates): 9,600 train rows."""
+    """The demo reviews four times over (each copy marked, so no duplicates): 9,600 train rows."""
     folder = tmp_path_factory.mktemp("corpus")
     rows = [json.loads(line) for line in (REPO / "pipeline" / "demo_data" / "train.jsonl").read_text().splitlines()]
     with open(folder / "train.jsonl", "w", encoding="utf-8") as f:
-        for copy in range(6):
+        for copy in range(4):
             for r in rows:
                 f.write(json.dumps({"text": f"{r['text']} (copy {copy})", "label": r["label"]}) + "\n")
     (folder / "test.jsonl").write_text((REPO / "pipeline" / "demo_data" / "test.jsonl").read_text(), encoding="utf-8")
