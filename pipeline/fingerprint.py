@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from .config import DataSource
@@ -48,21 +47,22 @@ def _read_cache(cache: Path) -> dict:
     return data["files"]
 
 
-def file_hashes(paths: list[Path], cache: Path) -> dict[Path, str]:
-    """sha256 of each file, reusing the cached hash of a file whose stat facts are unchanged."""
+def file_hashes(paths: list[Path], cache: Path) -> dict[Path, dict]:
+    """{"bytes", "sha256"} of each file, reusing the cached hash of a file whose stat facts are unchanged."""
     known = _read_cache(cache)
-    keys = {p: _stat_key(p) for p in paths}
-    stale = [p for p in paths if (known.get(str(p.resolve())) or {}).get("stat") != keys[p]]
-    total = sum(keys[p][0] for p in stale)
+    keys = {p: str(p.resolve()) for p in paths}
+    stats = {p: _stat_key(p) for p in paths}
+    stale = [p for p in paths if (known.get(keys[p]) or {}).get("stat") != stats[p]]
+    total = sum(stats[p][0] for p in stale)
     if total >= LOG_BYTES:
         log.info("hashing %d dataset file(s), %.1f GB, to notice edits (once per change)", len(stale), total / 1e9)
     for p in stale:
-        known[str(p.resolve())] = {"stat": keys[p], "sha256": sha256_file(p)}
+        known[keys[p]] = {"stat": stats[p], "sha256": sha256_file(p)}
     if stale:
         live = {k: v for k, v in known.items() if Path(k).exists()}
         cache.parent.mkdir(parents=True, exist_ok=True)
         write_json(cache, {"format": CACHE_FORMAT, "files": live})
-    return {p: known[str(p.resolve())]["sha256"] for p in paths}
+    return {p: {"bytes": stats[p][0], "sha256": known[keys[p]]["sha256"]} for p in paths}
 
 
 def source_fingerprint(src: DataSource, cache: Path) -> dict[str, dict]:
@@ -74,5 +74,4 @@ def source_fingerprint(src: DataSource, cache: Path) -> dict[str, dict]:
     for path in files.values():
         check_regular_file(path)  # never block on a FIFO or hash a device
     hashes = file_hashes(list(files.values()), cache)
-    return {split: {"file": path.name, "bytes": os.path.getsize(path), "sha256": hashes[path]}
-            for split, path in files.items()}
+    return {split: {"file": path.name, **hashes[path]} for split, path in files.items()}
