@@ -8,6 +8,7 @@ one ``Error:`` line.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,11 +63,16 @@ class DataSource:
     seed: int
 
     def record(self) -> dict:
-        """The source as artifacts record it: the shipped demo by its place in the package, not by
-        where this clone lives, so identical data gives identical bytes in every checkout."""
+        """The source as artifacts record it: by what it is, not by where it lives. The shipped demo
+        by its place in the package; a folder of files by its name (its content is in raw/ and its
+        files' sha256 in check.json). So identical data gives identical bytes in every checkout and
+        under every spelling of its path (`../data/x`, `$PWD/../data/x`, a moved copy), and what
+        follows ingest is not rerun for it."""
         fields = asdict(self)
         if self.source == "demo":
             fields["path"] = DEMO_RECORD
+        elif self.source == "files":
+            fields["path"] = os.path.basename(os.path.abspath(self.path))
         return fields
 
 

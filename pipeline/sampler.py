@@ -87,8 +87,4 @@ def by_length_desc(data: SplitData, indices: list[int]) -> np.ndarray:
 def collate(data: SplitData, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(ids [B, T] int64 right-padded with 0, lengths [B], labels [B]), rows in :func:`by_length_desc` order."""
     idx = by_length_desc(data, indices)
-    lengths = data.lengths[idx]
-    ids = np.zeros((len(idx), int(lengths.max())), dtype=np.int64)
-    for i, row in enumerate(data.rows(idx)):
-        ids[i, : len(row)] = row
-    return torch.from_numpy(ids), torch.from_numpy(lengths.copy()), torch.from_numpy(data.labels[idx].copy())
+    return torch.from_numpy(data.padded(idx)), torch.from_numpy(data.lengths[idx]), torch.from_numpy(data.labels[idx])

@@ -162,6 +162,27 @@ class SplitData:
     def rows(self, indices: Sequence[int]) -> list[np.ndarray]:
         return [self.row(i) for i in indices]
 
+    def padded(self, indices: np.ndarray) -> np.ndarray:
+        """Rows ``indices`` as one int64 matrix [len(indices), longest], right-padded with 0.
+
+        No Python work per row: each shard the rows come from is one fancy-indexing gather
+        (start of each row + column number, masked past the row's length)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        lengths = self.lengths[idx]
+        width = int(lengths.max()) if len(idx) else 0
+        out = np.zeros((len(idx), width), dtype=np.int64)
+        cols = np.arange(width, dtype=np.int64)
+        valid = cols < lengths[:, None]
+        shards = self.shard_of[idx]
+        for s in np.unique(shards):
+            values = self.values[s]
+            if not len(values):
+                continue  # every row of this shard is empty
+            sel = np.flatnonzero(shards == s)
+            pos = self.offsets[s][self.row_in_shard[idx[sel]]].astype(np.int64)[:, None] + cols
+            out[sel] = np.where(valid[sel], values[np.minimum(pos, len(values) - 1)], 0)
+        return out
+
 
 class ShardReader:
     """Opens shards through their manifest, memory-mapped, after checking checksums."""

@@ -48,6 +48,24 @@ def test_csv_string_labels_empty_text_counted_and_dropped(tmp_path):
     assert kept["rows"]["train"] == 5 and kept["dropped"]["train"]["kept_empty_text"] == 2
 
 
+def test_the_same_files_under_another_path_give_the_same_bytes(tmp_path, monkeypatch):
+    """A folder is recorded by its name, not its location: `data/x`, `$PWD/data/x` (how the README
+    queues runs) and a moved copy give byte-identical raw/, so DVC reruns nothing after ingest."""
+    text = "review,stars\n" + "".join(f'"good film {i}",pos\n"bad film {i}",neg\n' for i in range(10))
+    write_csv(tmp_path / "data" / "mine", "train.csv", text)
+    write_csv(tmp_path / "elsewhere" / "mine", "train.csv", text)
+    monkeypatch.chdir(tmp_path)
+    paths = ["data/mine", str(tmp_path / "data" / "mine"), "./data/../data/mine/", str(tmp_path / "elsewhere" / "mine")]
+    outs = []
+    for i, path in enumerate(paths):
+        ingest(cfg(name="mine", source="files", path=path, text_column="review", label_column="stars"), tmp_path / f"raw{i}")
+        outs.append({p.name: p.read_bytes() for p in sorted((tmp_path / f"raw{i}").iterdir())})
+    assert sorted(outs[0]) == ["checksums.json", "params.json", "stats.json", "train.parquet",
+                               "validation.parquet"]
+    assert all(out == outs[0] for out in outs[1:])
+    assert json.loads(outs[0]["params.json"])["dataset"]["path"] == "mine"
+
+
 def test_tsv_and_jsonl_are_read(tmp_path):
     write_csv(tmp_path / "t", "train.tsv", "text\tlabel\nhello there\t1\nbye now\t0\n")
     write_csv(tmp_path / "j", "train.jsonl", '{"text": "hello", "label": 1}\n{"text": "bye", "label": 0}\n')

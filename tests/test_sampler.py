@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+import torch
 
 from pipeline.sampler import LengthBucketSampler, collate
-from pipeline.shards import SplitData
+from pipeline.shards import ShardReader, SplitData
 
 rng = np.random.default_rng(0)
 LENGTHS = rng.integers(1, 200, size=1000)
@@ -58,6 +59,34 @@ def test_collate_pads_and_sorts_descending():
     ids, lengths, labels = collate(data, [0, 1, 2])
     assert ids.tolist() == [[8, 9, 10], [5, 6, 0], [7, 0, 0]]
     assert lengths.tolist() == [3, 2, 1] and labels.tolist() == [0, 0, 1]
+
+
+def test_collate_gathers_rows_of_several_shards_and_empty_rows():
+    first = np.array([1, 2, 3], dtype=np.int32)     # rows [1, 2] and [3]
+    second = np.array([4, 5, 6, 7], dtype=np.int32)  # rows [] and [4, 5, 6, 7]
+    empty = np.array([], dtype=np.int32)             # a shard whose only row is empty
+    data = SplitData([first, second, empty], [np.array([0, 2, 3]), np.array([0, 0, 4]), np.array([0, 0])],
+                     np.array([2, 1, 0, 4, 0]), np.array([0, 1, 0, 1, 1]), np.zeros(5), np.arange(5),
+                     np.array([0, 0, 1, 1, 2]), np.array([0, 1, 0, 1, 0]))
+    ids, lengths, labels = collate(data, [2, 0, 4, 3, 1])
+    assert ids.tolist() == [[4, 5, 6, 7], [1, 2, 0, 0], [3, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert lengths.tolist() == [4, 2, 1, 0, 0] and labels.tolist() == [1, 0, 1, 0, 1]
+    assert ids.dtype == torch.int64 and lengths.dtype == torch.int64
+
+
+def test_collate_equals_row_by_row_stacking_on_real_shards(demo):
+    data = ShardReader(demo / "shards").split("train")
+    sampler = LengthBucketSampler(data.lengths, None, batch_size=64, padding_noise=0.5, seed=3)  # batches mix shards
+    batches = sampler.batches()
+    assert any(len(set(data.shard_of[b].tolist())) > 1 for b in batches)
+    for batch in batches:
+        ids, lengths, _ = collate(data, batch)
+        rows = [data.row(i) for i in np.asarray(batch)[np.argsort(-data.lengths[batch], kind="stable")]]
+        expected = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
+        for i, row in enumerate(rows):
+            expected[i, :len(row)] = row
+        assert np.array_equal(ids.numpy(), expected)
+        assert lengths.tolist() == [len(r) for r in rows]
 
 
 def test_bad_batch_size():
