@@ -1,8 +1,10 @@
 """Training throughput: textpipe's recipe (lazy or dense Adam) vs the seed recipe, per dataset.
 
-Every recipe trains the same model (bidirectional LSTM, embed 128, hidden 128,
-batch 32 and no token budget: the shipped defaults, or --batch-size/--max-tokens) for --steps optimizer steps on the same shards,
-in the same process, one after the other, repeat after repeat:
+Every recipe trains the same model (the shipped defaults: bidirectional LSTM, embed 128,
+hidden 128, max pooling) for --steps optimizer steps on the same shards, in the same
+process, one after the other, repeat after repeat. textpipe's batches are the shipped
+token budget (train.max_tokens, train.batch_size rows at most; or --max-tokens/--batch-size);
+the seed recipe's are 32 random rows, as it had:
 
 - textpipe:       length-bucketed batches (LengthBucketSampler) + the fused exact fast path
                   + lazy Adam on the embedding (``train.embedding_grad: auto`` on one process)

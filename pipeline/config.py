@@ -206,11 +206,11 @@ class TrainConfig(Block):
     seed: int = 1
     epochs: int = spec(8, ge=1)
     max_steps: int = spec(0, ge=0)  # stop after this many optimizer steps; 0 = no limit
-    batch_size: int = spec(32, ge=1)
-    max_tokens: int = spec(0, ge=0)  # padded-token budget per batch; 0 = batch_size only
-    padding_noise: float = spec(0.1, ge=0.0, lt=1.0)
+    batch_size: int = spec(128, ge=1)  # a cap on rows per batch; max_tokens sets the size
+    max_tokens: int = spec(3200, ge=0)  # padded tokens per batch (rows x longest row); 0 = batch_size rows each
+    padding_noise: float = spec(0.05, ge=0.0, lt=1.0)
     optimizer: Literal["adam", "adamw"] = "adam"
-    lr: float = spec(0.002, gt=0.0)
+    lr: float = spec(0.004, gt=0.0)
     weight_decay: float = spec(0.0, ge=0.0)
     clip_grad: float = spec(5.0, ge=0.0)  # max gradient norm; 0 = off
     patience: int = spec(2, ge=0)  # early stopping on validation accuracy; 0 = off
@@ -221,7 +221,7 @@ class TrainConfig(Block):
     bidirectional: bool = True
     dropout: float = spec(0.3, ge=0.0, lt=1.0)
     rnn_type: Literal["lstm", "gru", "rnn"] = "lstm"
-    pooling: Literal["last", "max", "mean"] = "last"
+    pooling: Literal["last", "max", "mean"] = "max"
     rnn_impl: Literal["auto", "packed", "fused"] = "auto"
     vectors: str | None = None
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

@@ -5,9 +5,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import TokenizeConfig
+from pipeline.config import TokenizeConfig, TrainConfig
 from pipeline.errors import PipelineError
 from pipeline.fileio import read_arrow, sha256_file
+from pipeline.sampler import LengthBucketSampler
 from pipeline.shards import ShardReader
 from pipeline.tokenize import TextNormalizer, tokenize_dataset
 from pipeline.vocab import Vocabulary
@@ -148,6 +149,14 @@ def test_real_datasets_end_to_end(tmp_path, name, extra):
     reader = ShardReader(tmp_path / "shards", vocab_path=tmp_path / "vocab" / "vocab.tsv")
     data = reader.split("train")
     assert len(data) == rows and (np.diff(data.lengths) >= 0).all()
+    # the shipped batching (token budget, row cap, length noise) pads long and short texts alike by < 5%
+    cfg = TrainConfig()
+    batches = LengthBucketSampler(data.lengths, data.buckets, cfg.batch_size, cfg.max_tokens, cfg.padding_noise,
+                                  seed=cfg.seed).batches()
+    padded = sum(len(b) * int(data.lengths[b].max()) for b in batches)
+    assert sorted(i for b in batches for i in b) == list(range(rows))
+    assert all(len(b) * data.lengths[b].max() <= cfg.max_tokens or len(b) == 1 for b in batches)
+    assert 0 < 1 - data.lengths.sum() / padded < 0.05
     if name == "imdb":
         tokens = read_arrow(tmp_path / "tokens" / "train.arrow").column("tokens").to_pylist()
         assert not any("<br" in t for doc in tokens[:500] for t in doc), "HTML line breaks must be stripped"
