@@ -214,6 +214,7 @@ class TrainConfig(Block):
     weight_decay: float = spec(0.0, ge=0.0)
     clip_grad: float = spec(5.0, ge=0.0)  # max gradient norm; 0 = off
     patience: int = spec(2, ge=0)  # early stopping on validation accuracy; 0 = off
+    lr_decay: float = spec(1.0, gt=0.0, le=1.0)  # lr *= this after an epoch without validation gain; 1 = constant
     resume_every: int = spec(500, ge=0)  # optimizer steps between resume points within an epoch; 0 = epoch ends only
     embed_dim: int = spec(128, ge=1)
     hidden_size: int = spec(128, ge=1)

@@ -53,6 +53,16 @@ class ClassifierOptimizer:
         for opt in self.parts.values():
             opt.step()
 
+    @property
+    def lr(self) -> float:
+        return self.parts["dense"].param_groups[0]["lr"]
+
+    def scale_lr(self, factor: float) -> None:
+        """Multiply every part's learning rate by ``factor`` (kept in the state dict, so a resumed run goes on with it)."""
+        for opt in self.parts.values():
+            for group in opt.param_groups:
+                group["lr"] *= factor
+
     def state_dict(self) -> dict:
         return {name: opt.state_dict() for name, opt in self.parts.items()}
 

@@ -234,6 +234,9 @@ class Trainer:
             if self.best is None or val["accuracy"] > self.best["val_acc"]:
                 self.best = {"epoch": epoch, "val_acc": val["accuracy"], "val_loss": val["loss"]}
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            elif self.cfg.lr_decay < 1 and epoch < self.cfg.epochs:
+                self.optimizer.scale_lr(self.cfg.lr_decay)  # in the optimizer state: resume points keep it
+                self._log(f"no validation gain: learning rate now {self.optimizer.lr:.3g}")
             self._save_resume(epoch)
             if epoch - self.best["epoch"] >= self.cfg.patience > 0:
                 self._log(f"early stop: no validation gain for {self.cfg.patience} epoch(s)")
