@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.sampler import LengthBucketSampler, collate
+from pipeline.sampler import LengthBucketSampler, by_length_desc, collate
 from pipeline.shards import ShardReader, SplitData
 
 rng = np.random.default_rng(0)
@@ -81,7 +81,7 @@ def test_collate_equals_row_by_row_stacking_on_real_shards(demo):
     assert any(len(set(data.shard_of[b].tolist())) > 1 for b in batches)
     for batch in batches:
         ids, lengths, _ = collate(data, batch)
-        rows = [data.row(i) for i in np.asarray(batch)[np.argsort(-data.lengths[batch], kind="stable")]]
+        rows = [data.row(i) for i in by_length_desc(data, batch)]
         expected = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
         for i, row in enumerate(rows):
             expected[i, :len(row)] = row
