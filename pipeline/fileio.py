@@ -199,6 +199,13 @@ def arrow_schema(path: str | os.PathLike) -> pa.Schema:
         return pa.ipc.open_file(source).schema
 
 
+def _compact(table: pa.Table) -> pa.RecordBatch:
+    """``table`` as one record batch whose buffers hold exactly its rows. The IPC writer writes a
+    slice's buffers as they are (a sliced list keeps the strings of the rows cut off it), so without
+    this copy the bytes would depend on how the rows arrived."""
+    return pa.RecordBatch.from_arrays([pa.concat_arrays(col.chunks) for col in table.columns], schema=table.schema)
+
+
 class ArrowWriter:
     """Writes an Arrow IPC file incrementally, in record batches of exactly ``ROWS_PER_BATCH`` rows
     (the last one shorter), so the bytes depend on the rows only, never on how they arrived."""
@@ -224,11 +231,10 @@ class ArrowWriter:
     def _flush(self, final: bool) -> None:
         if not self._pending:
             return
-        table = pa.Table.from_batches(self._pending, self.schema).combine_chunks()
-        full = (table.num_rows // ROWS_PER_BATCH) * ROWS_PER_BATCH
-        cut = table.num_rows if final else full
-        if cut:
-            self._writer.write_table(table.slice(0, cut), max_chunksize=ROWS_PER_BATCH)
+        table = pa.Table.from_batches(self._pending, self.schema)
+        cut = table.num_rows if final else (table.num_rows // ROWS_PER_BATCH) * ROWS_PER_BATCH
+        for start in range(0, cut, ROWS_PER_BATCH):
+            self._writer.write_batch(_compact(table.slice(start, min(ROWS_PER_BATCH, cut - start))))
         rest = table.slice(cut)
         self._pending = rest.to_batches() if rest.num_rows else []
         self._pending_rows = rest.num_rows

@@ -4,9 +4,11 @@ The artifact contract does not change: the driver streams the results back,
 in row order, into the same writers as the local engine, so the token files
 and the vocabulary are byte-identical to the local engine's for the same params.
 
-- tokenize: ``ray.data.read_parquet`` on the raw split, ``map_batches`` with a
-  class (the spaCy tokenizer is built once per actor; an actor pool of
-  ``workers``), ``preserve_order`` on, ``iter_batches`` back on the driver.
+- tokenize: ``ray.data.read_parquet`` on every raw split at once (one actor
+  pool for the stage, not one per split), ``map_batches`` with a class (the
+  spaCy tokenizer is built once per actor; an actor pool of ``workers``),
+  ``preserve_order`` on, ``iter_batches`` back on the driver, which cuts the
+  rows back into splits by their counts.
 - vocab: every Ray task counts the tokens of some record batches of the token
   file (memory-mapped where it runs) and a distributed ``groupby().sum()``
   merges the partial counts; only the distinct tokens and their totals reach
@@ -22,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -79,12 +81,13 @@ class _Tokenize:
         return pa.table({"tokens": tokens, "label": batch.column("label")})
 
 
-def token_batches(raw_path: Path, cfg: TokenizeConfig, workers: int) -> Iterator[tuple[pa.Array, pa.Array]]:
-    """(tokens, label) arrays of ``raw_path`` in row order, tokenized by Ray actors."""
+def token_batches(raw_paths: Sequence[Path], cfg: TokenizeConfig, workers: int) -> Iterator[tuple[pa.Array, pa.Array]]:
+    """(tokens, label) arrays of the files ``raw_paths``, one after another in row order, tokenized by
+    Ray actors; a batch may hold the end of one file and the start of the next."""
     ray = _ray()
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
-    ds = ray.data.read_parquet(str(raw_path), columns=["text", "label"], ray_remote_args={"num_cpus": 0})
+    ds = ray.data.read_parquet([str(p) for p in raw_paths], columns=["text", "label"], ray_remote_args={"num_cpus": 0})
     normalizer = TextNormalizer(cfg.lowercase, cfg.strip_html, cfg.normalize_whitespace)
     ds = ds.map_batches(_Tokenize, fn_constructor_args=(cfg.lang, cfg.spacy_pipeline, normalizer),
                         batch_size=cfg.chunk_size, batch_format="pyarrow",

@@ -29,6 +29,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,30 @@ class TextNormalizer:
         return text
 
 
+@contextlib.contextmanager
+def _torch_hidden() -> Iterator[None]:
+    """Import spaCy without torch, in a process that has loaded neither.
+
+    thinc (under spaCy) imports torch only to offer torch-backed layers, which a
+    tokenizer never uses; that import is ~1.4 s of spaCy's ~2 s, paid by every
+    tokenizer process. ``import torch`` works as usual afterwards.
+    """
+    if "torch" in sys.modules or "spacy" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` raise ImportError
+    try:
+        yield
+    finally:
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]
+
+
 def load_tokenizer(lang: str = _T.lang, spacy_pipeline: str | None = None) -> Callable:
-    """spaCy tokenizer: ``spacy.blank(lang)``'s by default, or an installed pipeline's."""
-    import spacy
+    """spaCy tokenizer: ``spacy.blank(lang)``'s by default, or an installed pipeline's
+    (which may need torch, so only a blank language imports spaCy without it)."""
+    with contextlib.nullcontext() if spacy_pipeline else _torch_hidden():
+        import spacy
 
     try:
         nlp = spacy.load(spacy_pipeline) if spacy_pipeline else spacy.blank(lang)
@@ -97,8 +119,9 @@ def _tokenize_chunk(texts: Sequence[str]) -> pa.Array:
     """Tokenize a chunk into one ``list<string>`` array.
 
     Token strings are not read one ``Token`` at a time: each doc's ORTH hashes
-    come out as a numpy array, the chunk's distinct hashes are turned into
-    strings once, and Arrow expands the dictionary in C++.
+    come out as a numpy array, the chunk's distinct hashes (found by a hash
+    table, several times faster than sorting) are turned into strings once,
+    and Arrow expands the dictionary in C++.
     """
     from spacy.attrs import IS_SPACE, ORTH
 
@@ -111,10 +134,10 @@ def _tokenize_chunk(texts: Sequence[str]) -> pa.Array:
     keep = flat[:, 1] == 0
     doc_of_token = np.repeat(np.arange(len(docs)), [len(a) for a in attrs])[keep]
     lengths = np.bincount(doc_of_token, minlength=len(docs))
-    distinct, inverse = np.unique(flat[keep, 0], return_inverse=True)
+    hashes = pa.array(flat[keep, 0]).dictionary_encode()
     strings = tokenizer.vocab.strings
-    dictionary = pa.array([strings[int(h)] for h in distinct], pa.string())
-    values = pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)), dictionary).cast(pa.string())
+    dictionary = pa.array([strings[h] for h in hashes.dictionary.to_pylist()], pa.string())
+    values = pa.DictionaryArray.from_arrays(hashes.indices, dictionary).cast(pa.string())
     offsets = np.zeros(len(docs) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     return pa.ListArray.from_arrays(pa.array(offsets), values)
@@ -172,17 +195,50 @@ class ParallelTokenizer:
         return pa.chunked_array(out, type=TOKENS_TYPE)
 
 
-def local_token_batches(tok: ParallelTokenizer, raw_path: Path) -> Iterator[tuple[pa.Array, pa.Array]]:
-    """(tokens, label) arrays of a raw Parquet split in row order, tokenized by the local worker pool."""
+def local_token_batches(tok: ParallelTokenizer, raw_paths: Sequence[Path]) -> Iterator[tuple[pa.Array, pa.Array]]:
+    """(tokens, label) arrays of raw Parquet splits, one split after another in row order, tokenized
+    by the local worker pool; the pool starts on a split while the previous one's last chunks finish."""
     labels: collections.deque = collections.deque()
 
     def chunks() -> Iterator[list[str]]:
-        for batch in pq.ParquetFile(raw_path).iter_batches(batch_size=tok.chunk_size, columns=["text", "label"]):
-            labels.append(batch.column("label"))
-            yield batch.column("text").to_pylist()
+        for path in raw_paths:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=tok.chunk_size, columns=["text", "label"]):
+                labels.append(batch.column("label"))
+                yield batch.column("text").to_pylist()
 
     for arr in tok.stream(chunks()):
         yield arr, labels.popleft()
+
+
+class RowRuns:
+    """Cuts one stream of (tokens, label) arrays into consecutive runs of given row counts (one run per
+    split), slicing a batch that straddles two runs, so an engine can stream every split in one go."""
+
+    def __init__(self, batches: Iterable[tuple[pa.Array, pa.Array]]):
+        self._batches = iter(batches)
+        self._held: tuple[pa.Array, pa.Array] | None = None
+
+    def take(self, rows: int) -> Iterator[tuple[pa.Array, pa.Array]]:
+        """The next ``rows`` rows; fewer if the stream ends first (write_tokens then reports the count)."""
+        while rows > 0:
+            if self._held is None:
+                self._held = next(self._batches, None)
+                if self._held is None:
+                    return
+            tokens, labels = self._held
+            if len(tokens) <= rows:
+                self._held = None
+                rows -= len(tokens)
+                yield tokens, labels
+            else:
+                self._held = (tokens[rows:], labels[rows:])
+                yield tokens[:rows], labels[:rows]
+                rows = 0
+
+    def rest(self) -> int:
+        """Rows left over after the last run (0 when the counts matched the stream)."""
+        held = len(self._held[0]) if self._held is not None else 0
+        return held + sum(len(tokens) for tokens, _ in self._batches)
 
 
 def write_tokens(batches: Iterator[tuple[pa.Array, pa.Array]], raw_path: Path, out_path: Path, desc: str) -> dict:
@@ -209,8 +265,9 @@ def write_tokens(batches: Iterator[tuple[pa.Array, pa.Array]], raw_path: Path, o
 def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: TokenizeConfig) -> tuple[dict, dict]:
     """Tokenize every split in ``raw_dir`` (the ingest output) into ``out_dir``; return (stats, timings).
 
-    Each split streams: Parquet record batches in, chunks over the worker pool (or Ray actors with
-    ``engine: ray``), Arrow record batches out, so memory stays flat whatever the corpus size.
+    The splits stream one after another through one worker pool (or one Ray Data execution with
+    ``engine: ray``): Parquet record batches in, chunks over the workers, Arrow record batches out,
+    so memory stays flat whatever the corpus size and no worker idles between splits.
     """
     raw_dir = Path(raw_dir)
     verify_dir(raw_dir, "ingest")
@@ -221,12 +278,16 @@ def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: TokenizeConf
     timings: dict = {"splits": {}}
     start = time.perf_counter()
     workers = cfg.workers or os.cpu_count() or 1
-    with _engine(cfg, workers) as batches_of, sealed_dir(out_dir) as tmp:
-        for split in splits:
+    raw_paths = [raw_dir / f"{split}.parquet" for split in splits]
+    with _engine(cfg, workers) as token_batches, sealed_dir(out_dir) as tmp:
+        runs = RowRuns(token_batches(raw_paths))
+        for split, raw_path in zip(splits, raw_paths):
             t0 = time.perf_counter()
-            raw_path = raw_dir / f"{split}.parquet"
-            stats["splits"][split] = write_tokens(batches_of(raw_path), raw_path, tmp / f"{split}.arrow", f"tokenize {split}")
+            rows = runs.take(pq.ParquetFile(raw_path).metadata.num_rows)
+            stats["splits"][split] = write_tokens(rows, raw_path, tmp / f"{split}.arrow", f"tokenize {split}")
             timings["splits"][split] = {"seconds": round(time.perf_counter() - t0, 3)}
+        if extra := runs.rest():
+            raise PipelineError(f"tokenize received {extra} rows more than {raw_dir} holds; rerun `dvc repro tokenize`")
         stats["tokens"] = sum(s["tokens"] for s in stats["splits"].values())
         write_json(tmp / "params.json", {"tokenize": cfg.content_params()})
         write_json(tmp / "stats.json", stats)
@@ -237,13 +298,13 @@ def tokenize_dataset(raw_dir: str | Path, out_dir: str | Path, cfg: TokenizeConf
 
 
 @contextlib.contextmanager
-def _engine(cfg: TokenizeConfig, workers: int) -> Iterator[Callable[[Path], Iterator[tuple[pa.Array, pa.Array]]]]:
-    """A function from a raw split's path to its (tokens, label) arrays, by the configured engine."""
+def _engine(cfg: TokenizeConfig, workers: int) -> Iterator[Callable[[Sequence[Path]], Iterator[tuple[pa.Array, pa.Array]]]]:
+    """A function from raw split paths to their (tokens, label) arrays in order, by the configured engine."""
     if cfg.engine == "ray":
         from . import ray_engine
 
         with ray_engine.ray_session(cfg.ray_address, workers):
-            yield lambda path: ray_engine.token_batches(path, cfg, workers)
+            yield lambda paths: ray_engine.token_batches(paths, cfg, workers)
     else:
         with ParallelTokenizer.from_config(cfg) as tok:
-            yield lambda path: local_token_batches(tok, path)
+            yield lambda paths: local_token_batches(tok, paths)

@@ -10,7 +10,7 @@ from pipeline.errors import PipelineError
 from pipeline.fileio import read_arrow, sha256_file
 from pipeline.sampler import LengthBucketSampler
 from pipeline.shards import ShardReader
-from pipeline.tokenize import TextNormalizer, tokenize_dataset
+from pipeline.tokenize import RowRuns, TextNormalizer, tokenize_dataset
 from pipeline.vocab import Vocabulary
 
 from .helpers import run_all, shared_dataset
@@ -20,6 +20,75 @@ def test_normalizer():
     n = TextNormalizer()
     assert n("Great<br /><br />FILM!\n\t ok") == "great film! ok"
     assert TextNormalizer(lowercase=False, strip_html=False)("A<b>B</b>  c") == "A<b>B</b> c"
+
+
+def _batches(*sizes):
+    """(tokens, label) batches of consecutive row numbers: tokens [["r0"], ["r1"], ...], labels 0, 1, ..."""
+    import pyarrow as pa
+
+    start = 0
+    for n in sizes:
+        rows = range(start, start + n)
+        yield pa.array([[f"r{i}"] for i in rows]), pa.array(list(rows), pa.int64())
+        start += n
+
+
+def test_row_runs_cut_one_stream_into_splits_exactly():
+    runs = RowRuns(_batches(4, 6, 1))  # 11 rows; runs of 3, 0, 6, 2: batches straddle runs 1/3 and 3/4
+    got = []
+    for n in (3, 0, 6, 2):
+        parts = list(runs.take(n))
+        got.append(([len(t) for t, _ in parts], [x for _, lab in parts for x in lab.to_pylist()],
+                    [x[0] for t, _ in parts for x in t.to_pylist()]))
+    assert got == [([3], [0, 1, 2], ["r0", "r1", "r2"]),
+                   ([], [], []),
+                   ([1, 5], [3, 4, 5, 6, 7, 8], ["r3", "r4", "r5", "r6", "r7", "r8"]),
+                   ([1, 1], [9, 10], ["r9", "r10"])]
+    assert runs.rest() == 0
+    short = RowRuns(_batches(2, 2))
+    assert [len(t) for t, _ in short.take(5)] == [2, 2] and list(short.take(1)) == []
+    long = RowRuns(_batches(4, 3))
+    assert [len(t) for t, _ in long.take(2)] == [2] and long.rest() == 5
+
+
+def test_arrow_writer_bytes_depend_on_the_rows_only(tmp_path, monkeypatch):
+    """The same rows arriving whole, in pieces, or as slices of bigger arrays (as RowRuns cuts them)
+    give the same file bytes: a sliced list array must not leak the cut-off rows' strings."""
+    import pyarrow as pa
+
+    from pipeline import fileio
+
+    monkeypatch.setattr(fileio, "ROWS_PER_BATCH", 4)
+    schema = pa.schema([("tokens", pa.list_(pa.string())), ("label", pa.int64())])
+    rows = [[f"w{i}"] * (i % 3) for i in range(10)]
+    whole = pa.RecordBatch.from_arrays([pa.array(rows), pa.array(range(10))], schema=schema)
+    bigger = pa.RecordBatch.from_arrays([pa.array([["x" * 50]] + rows + [["y" * 50]]), pa.array(range(-1, 11))],
+                                        schema=schema)
+    ways = {"whole": [whole], "pieces": [whole.slice(0, 3), whole.slice(3, 5), whole.slice(8)],
+            "slices": [bigger.slice(1, 10)], "slice_pieces": [bigger.slice(1, 1), bigger.slice(2, 9)]}
+    for name, batches in ways.items():
+        with fileio.ArrowWriter(tmp_path / f"{name}.arrow", schema) as writer:
+            for b in batches:
+                writer.write(b)
+    want = (tmp_path / "whole.arrow").read_bytes()
+    assert read_arrow(tmp_path / "whole.arrow").column("tokens").to_pylist() == rows
+    assert [n for n in ways if (tmp_path / f"{n}.arrow").read_bytes() != want] == []
+
+
+def test_the_tokenizer_loads_spacy_without_torch():
+    """Tokenizer processes skip thinc's torch import (most of spaCy's import time); torch still imports
+    afterwards, and a process that has torch already keeps it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom pipeline.tokenize import load_tokenizer\n"
+            "tok = load_tokenizer()\nprint([t.text for t in tok('it\\'s a great film!')])\n"
+            "print('torch' in sys.modules)\nimport torch, thinc.compat\nprint(torch.tensor([2]).item(), thinc.compat.has_torch)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.splitlines() == ["['it', \"'s\", 'a', 'great', 'film', '!']", "False", "2 False"]
+    code = "import torch\nfrom pipeline.tokenize import load_tokenizer\nload_tokenizer()\nimport thinc.compat\nprint(thinc.compat.has_torch)\n"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          timeout=120).stdout == "True\n"
 
 
 def test_demo_pipeline_contents_round_trip(tmp_path):
