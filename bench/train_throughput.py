@@ -42,24 +42,8 @@ from pipeline.shards import ShardReader  # noqa: E402
 RECIPES = ("textpipe", "textpipe-dense", "seed")
 
 
-def run(model: nn.Module, data, batches, steps: int) -> float:
-    opt = ClassifierOptimizer(model, torch.optim.Adam, 1e-3)
-    model.train()
-    tokens, start = 0, None
-    for i, batch in enumerate(batches[: steps + 3]):
-        if i == 3:  # warm-up steps excluded
-            tokens, start = 0, time.perf_counter()
-        ids, lengths, labels = collate(data, batch)
-        loss = nn.functional.cross_entropy(model(ids, lengths), labels)
-        opt.zero_grad()
-        loss.backward()
-        clip_grad_norm(opt.params, 5.0)
-        opt.step()
-        tokens += int(lengths.sum())
-    return tokens / (time.perf_counter() - start)
-
-
-def one(recipe: str, reader: ShardReader, data, steps: int, seed: int, batch_size: int, max_tokens: int) -> float:
+def one_setup(recipe: str, reader: ShardReader, data, seed: int, batch_size: int, max_tokens: int):
+    """(model, optimizer, batches) of a recipe: the shipped model, fresh weights from ``seed``."""
     torch.manual_seed(seed)
     model = TextClassifier(reader.manifest["vocab"]["size"], len(reader.labels),
                            rnn_impl="packed" if recipe == "seed" else "fused")
@@ -69,7 +53,29 @@ def one(recipe: str, reader: ShardReader, data, steps: int, seed: int, batch_siz
         batches = [perm[i:i + 32].tolist() for i in range(0, len(perm), 32)]
     else:
         batches = LengthBucketSampler(data.lengths, data.buckets, batch_size, max_tokens, seed=seed).batches()
-    return run(model, data, batches, steps)
+    return model, ClassifierOptimizer(model, torch.optim.Adam, 1e-3), batches
+
+
+def train_step(model: nn.Module, opt: ClassifierOptimizer, data, batch) -> int:
+    """One optimizer step on ``batch``; its real (non-pad) token count."""
+    ids, lengths, labels = collate(data, batch)
+    loss = nn.functional.cross_entropy(model(ids, lengths), labels)
+    opt.zero_grad()
+    loss.backward()
+    clip_grad_norm(opt.params, 5.0)
+    opt.step()
+    return int(lengths.sum())
+
+
+def one(recipe: str, reader: ShardReader, data, steps: int, seed: int, batch_size: int, max_tokens: int) -> float:
+    """Real tokens/s of ``steps`` optimizer steps of a recipe, after 3 warm-up steps."""
+    model, opt, batches = one_setup(recipe, reader, data, seed, batch_size, max_tokens)
+    model.train()
+    for batch in batches[:3]:  # warm-up steps excluded
+        train_step(model, opt, data, batch)
+    start = time.perf_counter()
+    tokens = sum(train_step(model, opt, data, batch) for batch in batches[3:steps + 3])
+    return tokens / (time.perf_counter() - start)
 
 
 def main() -> None:
