@@ -62,7 +62,8 @@ def profile_recipe(recipe: str, reader: ShardReader, data, steps: int, batch_siz
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     shares: dict[str, float] = {}
     for e in events:
-        shares[group_of(e.key)] = shares.get(group_of(e.key), 0.0) + e.self_cpu_time_total / 1e6
+        group = group_of(e.key)
+        shares[group] = shares.get(group, 0.0) + e.self_cpu_time_total / 1e6
     ops = sum(shares.values())
     shares["Python, batch assembly, profiler (wall minus operators)"] = max(wall - ops, 0.0)
     top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:8]

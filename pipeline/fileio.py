@@ -161,11 +161,11 @@ ROWS_PER_BATCH = 8192
 def write_arrow(table: pa.Table, path: str | os.PathLike) -> None:
     """Write an uncompressed Arrow IPC file (Feather v2), so readers can memory-map it.
 
-    Record batches hold ``ROWS_PER_BATCH`` rows whatever the input's chunking,
-    so equal tables give equal bytes.
+    Written by :class:`ArrowWriter`: record batches of ``ROWS_PER_BATCH`` rows with compact
+    buffers whatever the input's chunking or slicing, so equal tables give equal bytes.
     """
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table.combine_chunks(), max_chunksize=ROWS_PER_BATCH)
+    with ArrowWriter(path, table.schema) as writer:
+        writer.write(table)
 
 
 def read_arrow(path: str | os.PathLike) -> pa.Table:

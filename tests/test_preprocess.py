@@ -73,6 +73,9 @@ def test_arrow_writer_bytes_depend_on_the_rows_only(tmp_path, monkeypatch):
     want = (tmp_path / "whole.arrow").read_bytes()
     assert read_arrow(tmp_path / "whole.arrow").column("tokens").to_pylist() == rows
     assert [n for n in ways if (tmp_path / f"{n}.arrow").read_bytes() != want] == []
+    # write_arrow (whole tables: the shard files) goes through the same writer
+    fileio.write_arrow(pa.Table.from_batches([bigger]).slice(1, 10), tmp_path / "table_slice.arrow")
+    assert (tmp_path / "table_slice.arrow").read_bytes() == want
 
 
 def test_the_tokenizer_loads_spacy_without_torch():
