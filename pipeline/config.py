@@ -207,7 +207,7 @@ class TrainConfig(Block):
     epochs: int = spec(8, ge=1)
     max_steps: int = spec(0, ge=0)  # stop after this many optimizer steps; 0 = no limit
     batch_size: int = spec(128, ge=1)  # a cap on rows per batch; max_tokens sets the size
-    max_tokens: int = spec(3200, ge=0)  # padded tokens per batch (rows x longest row); 0 = batch_size rows each
+    max_tokens: int = spec(8000, ge=0)  # padded tokens per batch (rows x longest row); 0 = batch_size rows each
     padding_noise: float = spec(0.05, ge=0.0, lt=1.0)
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = spec(0.004, gt=0.0)
@@ -215,12 +215,15 @@ class TrainConfig(Block):
     clip_grad: float = spec(5.0, ge=0.0)  # max gradient norm; 0 = off
     patience: int = spec(2, ge=0)  # early stopping on validation accuracy; 0 = off
     lr_decay: float = spec(1.0, gt=0.0, le=1.0)  # lr *= this after an epoch without validation gain; 1 = constant
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # over the planned epochs, to 0 at the end
+    lr_warmup: float = spec(0.0, ge=0.0, lt=1.0)  # fraction of the planned epochs' steps with a linear warm-up from 0
     resume_every: int = spec(500, ge=0)  # optimizer steps between resume points within an epoch; 0 = epoch ends only
     embed_dim: int = spec(128, ge=1)
     hidden_size: int = spec(128, ge=1)
     num_layers: int = spec(1, ge=1)
     bidirectional: bool = True
     dropout: float = spec(0.3, ge=0.0, lt=1.0)
+    word_dropout: float = spec(0.0, ge=0.0, lt=1.0)  # share of tokens whose embedding is zeroed in training
     rnn_type: Literal["lstm", "gru", "rnn"] = "lstm"
     pooling: Literal["last", "max", "mean"] = "max"
     rnn_impl: Literal["auto", "packed", "fused"] = "auto"

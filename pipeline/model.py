@@ -143,10 +143,14 @@ class TextClassifier(nn.Module):
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
         self.pooling = pooling
         self.rnn_impl = rnn_impl
+        self.word_dropout = 0.0  # a training setting (train.word_dropout), not part of a checkpoint
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Sentence vectors [B, H*dirs] for right-padded ``ids`` [B, T]."""
-        x = self.dropout(self.embedding(ids))
+        x = self.embedding(ids)
+        if self.training and self.word_dropout > 0:  # whole tokens dropped: their vectors zeroed
+            x = x * (torch.rand(ids.shape, device=ids.device) >= self.word_dropout).unsqueeze(2).to(x.dtype)
+        x = self.dropout(x)
         if self.rnn_impl == "packed":
             out, final = run_packed(self.rnn, x, lengths)
         else:

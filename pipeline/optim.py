@@ -19,9 +19,28 @@ dense gradients give the same weights.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+def schedule_factor(schedule: str, warmup: float, progress: float) -> float:
+    """The learning rate's multiplier at ``progress`` (0 at the first step, 1 at the end of the planned
+    epochs): a linear warm-up from 0 over the first ``warmup`` of training, then ``constant`` 1,
+    ``linear`` decay to 0, or ``cosine`` (half a cosine) to 0. A pure function of progress, so a run
+    resumed mid-epoch continues the same curve without any scheduler state."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup:
+        return progress / warmup
+    if schedule == "constant":
+        return 1.0
+    rest = (progress - warmup) / (1.0 - warmup)
+    return 1.0 - rest if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * rest))
 
 
 def _dense_adam(opt_cls: type, params: list, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -44,6 +63,9 @@ class ClassifierOptimizer:
         self.parts: dict[str, torch.optim.Optimizer] = {"dense": _dense_adam(opt_cls, dense, lr, weight_decay)}
         if self.sparse:
             self.parts["sparse"] = torch.optim.SparseAdam([embedding], lr=lr)
+        for opt in self.parts.values():
+            for group in opt.param_groups:
+                group["base_lr"] = lr  # the learning rate before the schedule's factor
 
     def zero_grad(self) -> None:
         for opt in self.parts.values():
@@ -55,13 +77,22 @@ class ClassifierOptimizer:
 
     @property
     def lr(self) -> float:
-        return self.parts["dense"].param_groups[0]["lr"]
+        """The base learning rate (``train.lr`` times every ``scale_lr`` so far), before the schedule."""
+        return self.parts["dense"].param_groups[0]["base_lr"]
 
     def scale_lr(self, factor: float) -> None:
-        """Multiply every part's learning rate by ``factor`` (kept in the state dict, so a resumed run goes on with it)."""
+        """Multiply every part's base learning rate by ``factor`` (kept in the state dict, so a resumed
+        run goes on with it); the next ``set_schedule`` applies it."""
         for opt in self.parts.values():
             for group in opt.param_groups:
+                group["base_lr"] *= factor
                 group["lr"] *= factor
+
+    def set_schedule(self, factor: float) -> None:
+        """Learning rate = base learning rate x ``factor`` (see :func:`schedule_factor`) for the next step."""
+        for opt in self.parts.values():
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * factor
 
     def state_dict(self) -> dict:
         return {name: opt.state_dict() for name, opt in self.parts.items()}

@@ -197,14 +197,23 @@ class ParallelTokenizer:
 
 def local_token_batches(tok: ParallelTokenizer, raw_paths: Sequence[Path]) -> Iterator[tuple[pa.Array, pa.Array]]:
     """(tokens, label) arrays of raw Parquet splits, one split after another in row order, tokenized
-    by the local worker pool; the pool starts on a split while the previous one's last chunks finish."""
+    by the local worker pool; the pool starts on a split while the previous one's last chunks finish.
+    The last ``workers x chunk_size`` rows go out in quarter chunks, so the workers finish together
+    instead of one waiting up to a whole chunk for the other (the bytes written do not depend on it)."""
     labels: collections.deque = collections.deque()
+    left = sum(pq.ParquetFile(path).metadata.num_rows for path in raw_paths)
+    tail = tok.workers * tok.chunk_size if tok.workers > 1 else 0
 
     def chunks() -> Iterator[list[str]]:
+        nonlocal left
         for path in raw_paths:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=tok.chunk_size, columns=["text", "label"]):
-                labels.append(batch.column("label"))
-                yield batch.column("text").to_pylist()
+                step = max(1, tok.chunk_size // 4) if left <= tail else len(batch)
+                left -= len(batch)
+                for start in range(0, len(batch), step):
+                    piece = batch.slice(start, step)
+                    labels.append(piece.column("label"))
+                    yield piece.column("text").to_pylist()
 
     for arr in tok.stream(chunks()):
         yield arr, labels.popleft()

@@ -47,7 +47,7 @@ from .config import TrainConfig
 from .distributed import World, rank_batches
 from .errors import PipelineError
 from .inference import predict_split
-from .optim import ClassifierOptimizer, clip_grad_norm
+from .optim import ClassifierOptimizer, clip_grad_norm, schedule_factor
 from .progress import Heartbeat, log
 from .fileio import atomic_path, sha256_file, write_csv, write_json
 from .integrity import sealed_dir, verify_dir
@@ -90,6 +90,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = build_model(self.config, len(self.vocab), len(self.labels), self.device)
         self.model.embedding.sparse = cfg.sparse_embedding(self.world.size)  # lazy Adam on touched rows
+        self.model.word_dropout = cfg.word_dropout
         self.vectors = pick_vectors(cfg.vectors, vectors_dir, vocab_path)
         self.vectors_covered = None
         if self.vectors:
@@ -184,6 +185,8 @@ class Trainer:
                 break
             ids, lengths, labels = collate(self.train_data, batch)
             ids, labels = ids.to(self.device), labels.to(self.device)
+            progress = (epoch - 1 + (done - 1) / len(batches)) / self.cfg.epochs
+            self.optimizer.set_schedule(schedule_factor(self.cfg.lr_schedule, self.cfg.lr_warmup, progress))
             logits = self.net(ids, lengths)
             loss = nn.functional.cross_entropy(logits, labels)
             self.optimizer.zero_grad()

@@ -140,3 +140,25 @@ def test_lazy_adam_updates_only_the_rows_a_batch_used():
     dense = ClassifierOptimizer(_twin_classifiers(False), torch.optim.Adam, lr=0.01)
     with pytest.raises(ValueError, match="optimizer state has"):
         dense.load_state_dict(state)
+
+
+def test_word_dropout_zeroes_whole_tokens_in_training_only():
+    torch.manual_seed(0)
+    model = TextClassifier(50, 2, embed_dim=8, hidden_size=4, dropout=0.0)
+    seen = []  # the token vectors entering the (here inactive) element dropout, i.e. after word dropout
+    model.dropout.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone())
+                                            if args[0].dim() == 3 else None)
+    ids = torch.randint(2, 50, (64, 30))
+    lengths = torch.full((64,), 30)
+    model.word_dropout = 0.25
+    model.train()
+    model(ids, lengths)
+    model.eval()
+    model(ids, lengths)
+    train_in, eval_in = seen
+    expected = model.embedding(ids).detach()
+    torch.testing.assert_close(eval_in, expected, rtol=0, atol=0)  # evaluation: every token kept
+    zeroed = (train_in == 0).all(dim=2)
+    # a token is either kept whole (unscaled) or dropped whole; about a quarter dropped
+    torch.testing.assert_close(train_in[~zeroed], expected[~zeroed], rtol=0, atol=0)
+    assert 0.2 < zeroed.float().mean().item() < 0.3

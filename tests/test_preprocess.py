@@ -10,7 +10,7 @@ from pipeline.errors import PipelineError
 from pipeline.fileio import read_arrow, sha256_file
 from pipeline.sampler import LengthBucketSampler
 from pipeline.shards import ShardReader
-from pipeline.tokenize import RowRuns, TextNormalizer, tokenize_dataset
+from pipeline.tokenize import ParallelTokenizer, RowRuns, TextNormalizer, local_token_batches, tokenize_dataset
 from pipeline.vocab import Vocabulary
 
 from .helpers import run_all, shared_dataset
@@ -49,6 +49,24 @@ def test_row_runs_cut_one_stream_into_splits_exactly():
     assert [len(t) for t, _ in short.take(5)] == [2, 2] and list(short.take(1)) == []
     long = RowRuns(_batches(4, 3))
     assert [len(t) for t, _ in long.take(2)] == [2] and long.rest() == 5
+
+
+def test_the_last_rows_go_out_in_quarter_chunks_in_order(tmp_path):
+    """Splits of 10, 7 and 5 rows, 2 workers, chunks of 4: once 8 rows (workers x chunk) or fewer are
+    left, chunks of 1 (a quarter), so neither worker waits a whole chunk for the other at the end."""
+    import pyarrow as pa
+
+    paths, row = [], 0
+    for name, n in (("train", 10), ("validation", 7), ("test", 5)):
+        paths.append(tmp_path / f"{name}.parquet")
+        pq.write_table(pa.table({"text": [f"Row {i} Text" for i in range(row, row + n)],
+                                 "label": pa.array(range(row, row + n), pa.int64())}), paths[-1])
+        row += n
+    with ParallelTokenizer(workers=2, chunk_size=4) as tok:
+        out = list(local_token_batches(tok, paths))
+    assert [len(t) for t, _ in out] == [4, 4, 2, 4, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert [lab for _, labels in out for lab in labels.to_pylist()] == list(range(22))
+    assert [doc for tokens, _ in out for doc in tokens.to_pylist()] == [["row", str(i), "text"] for i in range(22)]
 
 
 def test_arrow_writer_bytes_depend_on_the_rows_only(tmp_path, monkeypatch):
