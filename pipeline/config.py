@@ -153,7 +153,7 @@ class TokenizeConfig(Block):
 class VocabConfig(Block):
     BLOCK = "vocab"
     min_freq: int = spec(2, ge=1)
-    max_size: int = spec(30000, ge=0)  # including <pad> and <unk>; 0 = no cap
+    max_size: int = spec(40000, ge=0)  # including <pad> and <unk>; 0 = no cap
     engine: Literal["local", "ray"] = spec("local", content=False)  # ray: a distributed merge of per-batch counts
     ray_address: str | None = spec(None, content=False)
 
@@ -181,7 +181,7 @@ class VectorsConfig(Block):
 @dataclass(frozen=True)
 class BucketConfig(Block):
     BLOCK = "bucket"
-    max_len: int = spec(400, ge=0)  # truncate longer docs; 0 = keep all tokens
+    max_len: int = spec(500, ge=0)  # truncate longer docs; 0 = keep all tokens
     boundaries: int | list[int] = 8  # a number of quantile buckets, or a list of upper bounds
     batch_size: int = spec(32, ge=1)  # batch size of the padding-waste metric
     seed: int = 0

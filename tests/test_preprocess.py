@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import TokenizeConfig, TrainConfig
+from pipeline.config import BucketConfig, TokenizeConfig, TrainConfig
 from pipeline.errors import PipelineError
 from pipeline.fileio import read_arrow, sha256_file
 from pipeline.sampler import LengthBucketSampler
@@ -144,7 +144,7 @@ def test_demo_pipeline_contents_round_trip(tmp_path):
         lo = bounds[s["bucket"] - 1] if s["bucket"] else 0
         assert lo < lengths[0] and lengths[-1] <= bounds[s["bucket"]]
         # every row holds exactly the encoded tokens and the label of its raw row
-        assert part.column("ids").to_pylist() == [vocab.encode(all_tokens[r][:400]) or [1] for r in rows]
+        assert part.column("ids").to_pylist() == [vocab.encode(all_tokens[r][:BucketConfig().max_len]) or [1] for r in rows]
         assert part.column("label").to_pylist() == [raw.column("label")[r].as_py() for r in rows]
         seen += rows
     assert sorted(seen) == list(range(raw.num_rows))
@@ -171,7 +171,6 @@ def test_token_counter_merges_partial_counts_exactly(demo, monkeypatch):
 
 def test_max_len_truncates_in_the_pipeline(demo, tmp_path):
     from pipeline.buckets import bucket_stage
-    from pipeline.config import BucketConfig
 
     stats = bucket_stage(demo / "tokens", demo / "vocab" / "vocab.tsv", tmp_path / "ids", BucketConfig(max_len=6))
     tokens = read_arrow(demo / "tokens" / "train.arrow").column("tokens").to_pylist()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.checkpoint import load_checkpoint
-from pipeline.config import EvaluateConfig, TrainConfig
+from pipeline.config import BucketConfig, EvaluateConfig, TrainConfig
 from pipeline.errors import PipelineError
 from pipeline.evaluate import classification_metrics, evaluate_stage, pick_examples
 from pipeline.predict import Predictor
@@ -45,7 +45,7 @@ def test_short_training_beats_majority_class(demo, tmp_path):
     assert json.loads((tmp_path / "model" / "stats.json").read_text())["steps"] == 90
     ckpt = load_checkpoint(tmp_path / "model" / "model.pt", demo / "vocab" / "vocab.tsv")
     assert ckpt["labels"] == ["neg", "pos"] and ckpt["config"]["hidden_size"] == 32
-    assert ckpt["preprocess"]["bucket"]["max_len"] == 400 and isinstance(ckpt["preprocess"], dict)
+    assert ckpt["preprocess"]["bucket"]["max_len"] == BucketConfig().max_len and isinstance(ckpt["preprocess"], dict)
     assert [r[:6] for r in trainer.plot_rows()] == [[int(r["epoch"])] + [float(r[k]) for k in
                                                     ("train_loss", "train_acc", "val_loss", "val_acc", "padding_waste")]
                                                    for r in rows]
