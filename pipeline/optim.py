@@ -1,7 +1,7 @@
 """Optimizers for the classifier: dense fused Adam, or lazy (sparse) Adam for the embedding.
 
 With short texts the work per optimizer step is small, and the dense Adam
-update of the whole embedding (30,000 x 128 = 3.8 M parameters, three passes
+update of the whole embedding (40,000 x 128 = 5.1 M parameters, three passes
 over them per step) dominates although a batch touches a few hundred rows.
 ``train.embedding_grad: sparse`` makes the embedding produce sparse gradients
 (``nn.Embedding(sparse=True)``) and updates it with ``torch.optim.SparseAdam``,
