@@ -20,6 +20,7 @@ dense gradients give the same weights.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -63,9 +64,13 @@ class ClassifierOptimizer:
         self.parts: dict[str, torch.optim.Optimizer] = {"dense": _dense_adam(opt_cls, dense, lr, weight_decay)}
         if self.sparse:
             self.parts["sparse"] = torch.optim.SparseAdam([embedding], lr=lr)
+        for group in self._groups():
+            group["base_lr"] = lr  # the learning rate before the schedule's factor
+
+    def _groups(self) -> Iterator[dict]:
+        """Every param group of every part."""
         for opt in self.parts.values():
-            for group in opt.param_groups:
-                group["base_lr"] = lr  # the learning rate before the schedule's factor
+            yield from opt.param_groups
 
     def zero_grad(self) -> None:
         for opt in self.parts.values():
@@ -83,16 +88,14 @@ class ClassifierOptimizer:
     def scale_lr(self, factor: float) -> None:
         """Multiply every part's base learning rate by ``factor`` (kept in the state dict, so a resumed
         run goes on with it); the next ``set_schedule`` applies it."""
-        for opt in self.parts.values():
-            for group in opt.param_groups:
-                group["base_lr"] *= factor
-                group["lr"] *= factor
+        for group in self._groups():
+            group["base_lr"] *= factor
+            group["lr"] *= factor
 
     def set_schedule(self, factor: float) -> None:
         """Learning rate = base learning rate x ``factor`` (see :func:`schedule_factor`) for the next step."""
-        for opt in self.parts.values():
-            for group in opt.param_groups:
-                group["lr"] = group["base_lr"] * factor
+        for group in self._groups():
+            group["lr"] = group["base_lr"] * factor
 
     def state_dict(self) -> dict:
         return {name: opt.state_dict() for name, opt in self.parts.items()}
