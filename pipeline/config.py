@@ -214,7 +214,7 @@ class TrainConfig(Block):
     weight_decay: float = spec(0.0, ge=0.0)
     clip_grad: float = spec(5.0, ge=0.0)  # max gradient norm; 0 = off
     patience: int = spec(2, ge=0)  # early stopping on validation accuracy; 0 = off
-    lr_decay: float = spec(1.0, gt=0.0, le=1.0)  # lr *= this after an epoch without validation gain; 1 = constant
+    lr_decay: float = spec(0.5, gt=0.0, le=1.0)  # lr *= this after an epoch without validation gain; 1 = constant
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # over the planned epochs, to 0 at the end
     lr_warmup: float = spec(0.0, ge=0.0, lt=1.0)  # fraction of the planned epochs' steps with a linear warm-up from 0
     resume_every: int = spec(500, ge=0)  # optimizer steps between resume points within an epoch; 0 = epoch ends only

@@ -53,13 +53,14 @@ def test_short_training_beats_majority_class(demo, tmp_path):
 
 def test_learning_rate_decays_after_an_epoch_without_validation_gain(demo, tmp_path):
     # a learning rate so small that no prediction changes: validation accuracy never improves after epoch 1
-    trainer, _ = fit(demo, tmp_path / "decay", {**FAST, "epochs": 3, "lr": 1e-9, "lr_decay": 0.5})
+    trainer, _ = fit(demo, tmp_path / "decay", {**FAST, "epochs": 3, "lr": 1e-9})  # the default: 0.5
     assert len({h["val_acc"] for h in trainer.history}) == 1 and len(trainer.history) == 3
     # halved after epoch 2; not after the last epoch; both optimizer parts, in the state a resume point saves
     state = trainer.optimizer.state_dict()
     assert sorted(state) == ["dense", "sparse"]
     assert [g["lr"] for part in state.values() for g in part["param_groups"]] == [0.5e-9, 0.5e-9]
-    constant, _ = fit(demo, tmp_path / "constant", {**FAST, "epochs": 3, "lr": 1e-9})  # the default: 1
+    assert TrainConfig().lr_decay == 0.5
+    constant, _ = fit(demo, tmp_path / "constant", {**FAST, "epochs": 3, "lr": 1e-9, "lr_decay": 1.0})
     assert constant.optimizer.lr == 1e-9
 
 
