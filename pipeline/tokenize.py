@@ -51,6 +51,18 @@ from .schema import SPLITS
 _T = TokenizeConfig  # its field defaults are the library defaults
 TOKENS_TYPE = pa.list_(pa.string())
 _HTML_TAG = re.compile(r"<[^>]{0,200}>")
+# ASCII characters str.split() splits on, besides the space itself.
+_ASCII_SPACES_BUT_SPACE = tuple(c for c in map(chr, range(128)) if c.isspace() and c != " ")
+
+
+def _collapse_whitespace(text: str) -> str:
+    """``" ".join(text.split())``, without splitting texts it would return unchanged: an ASCII text
+    (a flag CPython stores) with no run of spaces, no space at either end and no other whitespace
+    character. Most texts are such, and the checks are C-speed scans (2.5x faster on IMDB)."""
+    if (text.isascii() and "  " not in text and not text.startswith(" ") and not text.endswith(" ")
+            and not any(c in text for c in _ASCII_SPACES_BUT_SPACE)):
+        return text
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True)
@@ -62,10 +74,10 @@ class TextNormalizer:
     normalize_whitespace: bool = _T.normalize_whitespace
 
     def __call__(self, text: str) -> str:
-        if self.strip_html:
+        if self.strip_html and "<" in text:
             text = _HTML_TAG.sub(" ", text)
         if self.normalize_whitespace:
-            text = " ".join(text.split())
+            text = _collapse_whitespace(text)
         if self.lowercase:
             text = text.lower()
         return text

@@ -22,6 +22,30 @@ def test_normalizer():
     assert TextNormalizer(lowercase=False, strip_html=False)("A<b>B</b>  c") == "A<b>B</b> c"
 
 
+def test_whitespace_fast_path_is_str_split_exactly():
+    """The fast path returns a text unchanged only where " ".join(text.split()) would: checked on
+    every whitespace character Python knows (ASCII and not) at the start, middle and end, alone and
+    doubled, and on random strings over an alphabet of words, spaces and whitespace characters."""
+    import random
+    import sys
+
+    from pipeline.tokenize import _collapse_whitespace
+
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    assert len(spaces) == 29 and "\x1c" in spaces and "\u3000" in spaces
+    texts = ["", " ", "a", "a b", "é b", "a  b"]
+    for w in spaces:
+        for word in ("ab", "é"):
+            texts += [w + word, word + w, f"x{w}y", f"x {w}y", f"x{w}{w}y", w, w * 2, f"{word} {w}"]
+    rng = random.Random(0)
+    alphabet = ["ab", "é", "Z", " ", "  ", "\t", "\n", "\r\n", "\xa0", "\u2003", "\x1f", "\x85"]
+    texts += ["".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(5000)]
+    for text in texts:
+        assert _collapse_whitespace(text) == " ".join(text.split()), repr(text)
+    unchanged = "a plain ascii text, already normalised."
+    assert _collapse_whitespace(unchanged) is unchanged  # the fast path: no split, no copy
+
+
 def _batches(*sizes):
     """(tokens, label) batches of consecutive row numbers: tokens [["r0"], ["r1"], ...], labels 0, 1, ..."""
     import pyarrow as pa
