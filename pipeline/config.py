@@ -229,7 +229,7 @@ class TrainConfig(Block):
     rnn_impl: Literal["auto", "packed", "fused"] = "auto"
     vectors: str | None = None
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    threads: int = spec(0, ge=0)  # torch CPU threads; 0 = all cores
+    threads: int = spec(0, ge=0)  # torch CPU threads; 0 = $OMP_NUM_THREADS if set, else all cores
     eval_batch_size: int = spec(256, ge=1)
     nproc: int = spec(1, ge=1)  # processes; > 1 runs the stage under torchrun (DDP: gloo on CPU, nccl on CUDA)
     embedding_grad: Literal["auto", "sparse", "dense"] = "auto"  # sparse: lazy Adam on the rows a batch used

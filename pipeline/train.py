@@ -67,6 +67,16 @@ def config_hash(config: dict, manifest: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def default_threads(world_size: int) -> int:
+    """torch CPU threads per process for ``train.threads: 0``: ``$OMP_NUM_THREADS`` when it holds a
+    positive number (a scheduler's or a user's share of a shared machine, as torch itself reads it),
+    else the cores split over the processes."""
+    share = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if share.isdigit() and int(share) > 0:
+        return int(share)
+    return max(1, (os.cpu_count() or 1) // world_size)
+
+
 class Trainer:
     """Runs epochs, keeps the best checkpoint, writes history, resumes after an interruption."""
 
@@ -86,7 +96,7 @@ class Trainer:
             raise PipelineError("the shards have no validation split; set dataset.validation_fraction > 0 and rerun")
         self.train_data = self.reader.split("train")
         self.val_data = self.reader.split("validation")
-        torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // self.world.size))
+        torch.set_num_threads(cfg.threads or default_threads(self.world.size))
         torch.manual_seed(cfg.seed)
         self.model = build_model(self.config, len(self.vocab), len(self.labels), self.device)
         self.model.embedding.sparse = cfg.sparse_embedding(self.world.size)  # lazy Adam on touched rows

@@ -13,6 +13,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 for key, value in (("GIT_AUTHOR_NAME", "textpipe tests"), ("GIT_AUTHOR_EMAIL", "tests@textpipe.invalid"),
                    ("GIT_COMMITTER_NAME", "textpipe tests"), ("GIT_COMMITTER_EMAIL", "tests@textpipe.invalid")):
     os.environ.setdefault(key, value)
+# Two xdist workers share the cores: one torch thread each (train.threads: 0 reads it, and so do
+# the stages the tests start), so neither's thread team spins waiting for a descheduled thread.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # The console scripts of this environment (textpipe, dvc) must be found by subprocesses.
 os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 

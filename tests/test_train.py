@@ -327,3 +327,18 @@ def test_heartbeat_prints_progress_lines_off_terminal(capsys):
     quiet = Heartbeat("epoch 3", 200)  # the default: at most one line every 30 s
     quiet.tick(1)
     assert capsys.readouterr().err == ""
+
+
+def test_threads_default_to_omp_num_threads_else_the_cores_split_over_processes(monkeypatch):
+    import os
+
+    from pipeline.train import default_threads
+
+    cores = os.cpu_count() or 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert (default_threads(1), default_threads(2)) == (3, 3)
+    for unusable in ("", "0", "abc", "2,1"):  # not a positive count: the cores, split
+        monkeypatch.setenv("OMP_NUM_THREADS", unusable)
+        assert (default_threads(1), default_threads(2)) == (cores, max(1, cores // 2)), unusable
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert default_threads(1) == cores
