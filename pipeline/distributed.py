@@ -26,12 +26,23 @@ from .errors import PipelineError
 from .procs import die_with_parent, launched
 
 
+def default_threads(world_size: int) -> int:
+    """torch CPU threads per process for ``train.threads: 0`` (and the ``OMP_NUM_THREADS`` that
+    ``launch`` hands torchrun's processes): ``$OMP_NUM_THREADS`` when it holds a positive number (a
+    scheduler's or a user's share of a shared machine, as torch itself reads it), else the cores
+    split over the processes."""
+    share = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if share.isdigit() and int(share) > 0:
+        return int(share)
+    return max(1, (os.cpu_count() or 1) // world_size)
+
+
 def launch(nproc: int, args: list[str]) -> int:
     """Run ``textpipe <args>`` as ``nproc`` processes under torchrun on this machine; its exit status."""
     env = dict(os.environ)
     if sys.platform.startswith("linux"):
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: talk over loopback only
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    env.setdefault("OMP_NUM_THREADS", str(default_threads(nproc)))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "stages", *args]
     # SIGTERM, not SIGKILL, for the torchrun agent: it stops its workers on SIGTERM.

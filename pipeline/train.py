@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import build_model, make_checkpoint, pick_device, save_checkpoint
 from .config import TrainConfig
-from .distributed import World, rank_batches
+from .distributed import World, default_threads, rank_batches
 from .errors import PipelineError
 from .inference import predict_split
 from .optim import ClassifierOptimizer, clip_grad_norm, schedule_factor
@@ -65,16 +65,6 @@ RESUME_KEYS = ("epoch", "step", "batches_done", "sums", "history", "speed", "bes
 def config_hash(config: dict, manifest: dict) -> str:
     blob = json.dumps({"config": config, "vocab": manifest["vocab"], "splits": manifest["splits"]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def default_threads(world_size: int) -> int:
-    """torch CPU threads per process for ``train.threads: 0``: ``$OMP_NUM_THREADS`` when it holds a
-    positive number (a scheduler's or a user's share of a shared machine, as torch itself reads it),
-    else the cores split over the processes."""
-    share = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if share.isdigit() and int(share) > 0:
-        return int(share)
-    return max(1, (os.cpu_count() or 1) // world_size)
 
 
 class Trainer:

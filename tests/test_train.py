@@ -332,7 +332,7 @@ def test_heartbeat_prints_progress_lines_off_terminal(capsys):
 def test_threads_default_to_omp_num_threads_else_the_cores_split_over_processes(monkeypatch):
     import os
 
-    from pipeline.train import default_threads
+    from pipeline.distributed import default_threads
 
     cores = os.cpu_count() or 1
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
