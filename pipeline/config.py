@@ -181,10 +181,20 @@ class VectorsConfig(Block):
 @dataclass(frozen=True)
 class BucketConfig(Block):
     BLOCK = "bucket"
-    max_len: int = spec(500, ge=0)  # truncate longer docs; 0 = keep all tokens
+    max_len: int = spec(500, ge=0)  # longer docs keep max_len tokens; 0 = keep all tokens
+    keep_head: float = spec(0.25, ge=0.0, le=1.0)  # share of max_len kept from a long doc's start, the rest from its end
     boundaries: int | list[int] = 8  # a number of quantile buckets, or a list of upper bounds
     batch_size: int = spec(32, ge=1)  # batch size of the padding-waste metric
     seed: int = 0
+
+    # Params added after artifacts existed, with the value those artifacts were made with: a model
+    # trained before keep_head kept the first max_len tokens, and predicts with that rule still.
+    RECORDED_BEFORE = {"keep_head": 1.0}
+
+    @classmethod
+    def recorded(cls, block: dict | None) -> "BucketConfig":
+        """The config an artifact recorded (its params.json / checkpoint), old ones included."""
+        return cls.from_block({**cls.RECORDED_BEFORE, **(block or {})})
 
     def validate(self) -> None:
         b = self.boundaries

@@ -30,6 +30,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from .buckets import truncate_docs
 from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device, read_checkpoint_file
 from .config import BucketConfig, TokenizeConfig
 from .errors import PipelineError
@@ -81,7 +82,7 @@ class Predictor:
                                 "export the model again")
         self.ckpt, self.vocab, self.labels = ckpt, vocab, list(ckpt["labels"])
         pre = ckpt["preprocess"]
-        self.max_len = BucketConfig.from_block(pre.get("bucket")).max_len
+        self.bucket = BucketConfig.recorded(pre.get("bucket"))
         self.tokenizer = ParallelTokenizer.from_config(TokenizeConfig.from_block(pre.get("tokenize")), workers=1)
         self.device = pick_device(device, "predict --device")
         self.model = model_from_checkpoint(ckpt, self.device)
@@ -94,7 +95,7 @@ class Predictor:
             raise PipelineError("no text to classify; pass text as arguments, --file FILE, or on stdin")
         with self.tokenizer as tok:
             tokens = tok.tokenize(texts, desc="predict").to_pylist()
-        encoded = [self.vocab.encode(t)[: self.max_len or None] for t in tokens]
+        encoded = truncate_docs([self.vocab.encode(t) for t in tokens], self.bucket.max_len, self.bucket.keep_head)
         unknown = [sum(x == UNK_ID for x in ids) for ids in encoded]
         results: list[dict] = [{} for _ in texts]
         usable = [i for i, ids in enumerate(encoded) if unknown[i] < len(ids)]

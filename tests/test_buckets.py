@@ -2,7 +2,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.buckets import assign_buckets, bucket_boundaries, encode_split, padding_waste
+from pipeline.buckets import assign_buckets, bucket_boundaries, encode_split, kept_positions, padding_waste, truncate_docs
 from pipeline.errors import PipelineError
 from pipeline.vocab import UNK_ID, Vocabulary
 
@@ -46,3 +46,16 @@ def test_encode_truncates_and_gives_empty_docs_one_unk():
     assert out.column("length").to_pylist() == [3, 1, 1]
     assert out.column("row").to_pylist() == [0, 1, 2]
     assert stats == {"rows": 3, "truncated": 1, "empty_as_unk": 1}
+    out, _ = encode_split(table, vocab, max_len=3, keep_head=0.5)  # int(1.5) = 1 token of the start, 2 of the end
+    assert out.column("ids").to_pylist() == [[2, 2, UNK_ID], [UNK_ID], [3]]
+
+
+def test_long_docs_keep_their_start_and_their_end():
+    docs = [list(range(10)), [], [7, 8], list(range(100, 106))]
+    assert truncate_docs(docs, 4, 0.25) == [[0, 7, 8, 9], [], [7, 8], [100, 103, 104, 105]]
+    assert truncate_docs(docs, 4, 1.0) == [[0, 1, 2, 3], [], [7, 8], [100, 101, 102, 103]]
+    assert truncate_docs(docs, 4, 0.0) == [[6, 7, 8, 9], [], [7, 8], [102, 103, 104, 105]]
+    assert truncate_docs(docs, 0, 0.25) == docs and truncate_docs(docs, 10, 0.25) == docs
+    index, lengths = kept_positions(np.array([10, 0, 2, 6]), 4, 0.5)  # positions in the docs laid end to end
+    assert index.tolist() == [0, 1, 8, 9, 10, 11, 12, 13, 16, 17] and lengths.tolist() == [4, 0, 2, 4]
+    assert kept_positions(np.array([3, 4]), 4, 0.5)[0] is None  # nothing cut: no index to apply

@@ -40,6 +40,7 @@ def test_every_field_has_a_type_the_checker_knows():
     ("train", "vectors", 3, "train.vectors must be text or null, got 3"),
     ("bucket", "max_len", "abc", "bucket.max_len must be a whole number, got 'abc'"),
     ("bucket", "max_len", -1, "bucket.max_len must be >= 0, got -1"),
+    ("bucket", "keep_head", 1.5, "bucket.keep_head must be >= 0.0 and <= 1.0, got 1.5"),
     ("bucket", "boundaries", "8", "bucket.boundaries must be a whole number or a list of whole numbers, got '8'"),
     ("vocab", "min_freq", "two", "vocab.min_freq must be a whole number, got 'two'"),
     ("vocab", "max_size", True, "vocab.max_size must be a whole number, got True"),
@@ -90,7 +91,7 @@ def test_only_content_params_are_recorded():
     (["tokenize"], {"dataset": {"name": ".."}}, "Error: dataset.name '..' is not a safe folder name; use letters, digits, "
                                                 "'_', '-' and '.' (not first), at most 100 characters, e.g. 'imdb' or 'tickets-2024'\n"),
     (["vocab"], {"vocab": {"min_freq": "two"}}, "Error: vocab.min_freq must be a whole number, got 'two'; fix it in params.yaml (or -S vocab.min_freq=...)\n"),
-    (["bucket"], {"bucket": {"max_lenn": 3}}, "Error: unknown key(s) in params block 'bucket': max_lenn; known keys: max_len, boundaries, batch_size, seed\n"),
+    (["bucket"], {"bucket": {"max_lenn": 3}}, "Error: unknown key(s) in params block 'bucket': max_lenn; known keys: max_len, keep_head, boundaries, batch_size, seed\n"),
     (["check"], {"dataset": {"name": "nosuch"}}, "Error: dataset 'nosuch' is not a preset (demo, imdb, sst2, ag_news); set dataset.source (files or hub) and dataset.path\n"),
     (["train", "--nope"], {}, "Error: No such option '--nope'; see `textpipe train --help`\n"),
     (["nosuch"], {}, "Error: No such command 'nosuch'; see `textpipe --help`\n"),

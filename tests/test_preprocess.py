@@ -168,7 +168,8 @@ def test_demo_pipeline_contents_round_trip(tmp_path):
         lo = bounds[s["bucket"] - 1] if s["bucket"] else 0
         assert lo < lengths[0] and lengths[-1] <= bounds[s["bucket"]]
         # every row holds exactly the encoded tokens and the label of its raw row
-        assert part.column("ids").to_pylist() == [vocab.encode(all_tokens[r][:BucketConfig().max_len]) or [1] for r in rows]
+        # demo docs are shorter than max_len (cutting is test_max_len_cuts_head_and_tail_in_the_pipeline's)
+        assert part.column("ids").to_pylist() == [vocab.encode(all_tokens[r]) or [1] for r in rows]
         assert part.column("label").to_pylist() == [raw.column("label")[r].as_py() for r in rows]
         seen += rows
     assert sorted(seen) == list(range(raw.num_rows))
@@ -193,15 +194,21 @@ def test_token_counter_merges_partial_counts_exactly(demo, monkeypatch):
     assert len(words) == len(expected_words)
 
 
-def test_max_len_truncates_in_the_pipeline(demo, tmp_path):
+def test_max_len_cuts_head_and_tail_in_the_pipeline(demo, tmp_path):
     from pipeline.buckets import bucket_stage
 
     stats = bucket_stage(demo / "tokens", demo / "vocab" / "vocab.tsv", tmp_path / "ids", BucketConfig(max_len=6))
     tokens = read_arrow(demo / "tokens" / "train.arrow").column("tokens").to_pylist()
+    assert max(len(t) for t in tokens) < BucketConfig().max_len  # the shared fixture's ids are uncut
     vocab = Vocabulary.load(demo / "vocab" / "vocab.tsv")
     ids = read_arrow(tmp_path / "ids" / "train.arrow")
-    assert ids.column("ids").to_pylist() == [vocab.encode(t[:6]) for t in tokens]
+    # keep_head 0.25 of 6 -> the first token and the last five
+    assert ids.column("ids").to_pylist() == [vocab.encode(t[:1] + t[-5:] if len(t) > 6 else t) for t in tokens]
     assert ids.column("length").to_pylist() == [min(len(t), 6) for t in tokens]
+    head_only = bucket_stage(demo / "tokens", demo / "vocab" / "vocab.tsv", tmp_path / "ids1",
+                             BucketConfig(max_len=6, keep_head=1.0))
+    assert read_arrow(tmp_path / "ids1" / "train.arrow").column("ids").to_pylist() == [vocab.encode(t[:6]) for t in tokens]
+    assert head_only["splits"] == stats["splits"]
     assert stats["splits"]["train"]["truncated"] == sum(len(t) > 6 for t in tokens) > 0
     assert stats["boundaries"][-1] == 6
 

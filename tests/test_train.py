@@ -12,7 +12,9 @@ from pipeline.config import BucketConfig, EvaluateConfig, TrainConfig
 from pipeline.errors import PipelineError
 from pipeline.evaluate import classification_metrics, evaluate_stage, pick_examples
 from pipeline.predict import Predictor
+from pipeline.schema import UNK_ID
 from pipeline.train import Trainer
+from pipeline.vocab import Vocabulary
 
 from .helpers import run_cli
 
@@ -206,6 +208,24 @@ def test_evaluate_report_and_predict(demo, trained, tmp_path):
     assert [r["label"] for r in out] == ["pos", "neg", None, None]
     assert abs(sum(out[0]["probs"].values()) - 1) < 1e-3
     assert out[2]["error"] == "empty text" and "unknown" in out[3]["error"]
+
+
+def test_predict_cuts_long_texts_as_the_recorded_bucket_params_say(demo, trained):
+    """predict keeps the tokens the bucket stage kept for training: head and tail by the checkpoint's
+    bucket params; a checkpoint from before keep_head existed keeps the start only, as it was trained."""
+    words = "good boring plot acting wonderful dreadful film great bad story must see".split()
+    ckpt = load_checkpoint(trained / "model.pt", demo / "vocab" / "vocab.tsv")
+    vocab = Vocabulary.load(demo / "vocab" / "vocab.tsv")
+    assert all(vocab.encode([w]) != [UNK_ID] for w in words)
+    results = {}
+    for name, bucket, kept in [("head_tail", {"max_len": 6, "keep_head": 0.5}, words[:3] + words[-3:]),
+                               ("before_keep_head", {"max_len": 6}, words[:6])]:
+        p = Predictor.__new__(Predictor)
+        p._setup({**ckpt, "preprocess": {**ckpt["preprocess"], "bucket": bucket}}, vocab, "cpu")
+        whole, cut = p.predict([" ".join(words), " ".join(kept)])
+        assert whole["probs"] == cut["probs"], name
+        results[name] = whole["probs"]
+    assert results["head_tail"] != results["before_keep_head"]
 
 
 def test_report_data_section_counts_and_warns_about_overlap():
