@@ -113,8 +113,8 @@ def truncate_docs(docs: Sequence[Sequence[int]], max_len: int, keep_head: float)
     return [part.tolist() for part in np.split(flat, np.cumsum(new_len)[:-1])]
 
 
-def encode_split(table: pa.Table, vocab: Vocabulary, max_len: int, first_row: int = 0,
-                 keep_head: float = 1.0) -> tuple[pa.Table, dict]:
+def encode_split(table: pa.Table, vocab: Vocabulary, max_len: int, keep_head: float,
+                 first_row: int = 0) -> tuple[pa.Table, dict]:
     """Tokens -> int32 ids, long docs cut to ``max_len`` (if > 0) by :func:`kept_positions`; empty docs
     become one ``<unk>``. ``table`` may be one batch of a split; ``first_row`` is the split index of
     its first row.
@@ -182,8 +182,8 @@ def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | 
             schema = IDS_SCHEMA.with_metadata(arrow_schema(source).metadata)
             with ArrowWriter(tmp / f"{split}.arrow", schema) as writer:
                 for batch in iter_arrow(source):
-                    table, c = encode_split(pa.Table.from_batches([batch]), vocab, cfg.max_len, counts["rows"],
-                                            cfg.keep_head)
+                    table, c = encode_split(pa.Table.from_batches([batch]), vocab, cfg.max_len, cfg.keep_head,
+                                            counts["rows"])
                     buckets = assign_buckets(table.column("length").to_numpy(), bounds)
                     writer.write(table.append_column("bucket", pa.array(buckets)).cast(schema))
                     counts = {k: counts[k] + c[k] for k in counts}

@@ -41,7 +41,7 @@ def test_encode_truncates_and_gives_empty_docs_one_unk():
         "tokens": pa.array([["a", "b", "a", "x"], [], ["b"]], pa.list_(pa.string())),
         "label": pa.array([0, 1, 0], pa.int64()),
     })
-    out, stats = encode_split(table, vocab, max_len=3)
+    out, stats = encode_split(table, vocab, max_len=3, keep_head=1.0)
     assert out.column("ids").to_pylist() == [[2, 3, 2], [UNK_ID], [3]]
     assert out.column("length").to_pylist() == [3, 1, 1]
     assert out.column("row").to_pylist() == [0, 1, 2]
