@@ -157,6 +157,7 @@ def test_demo_pipeline_contents_round_trip(tmp_path):
     # shards in bucket order; each holds one bucket's rows, sorted by length, ties in input order
     assert [s["bucket"] for s in shards] == sorted(s["bucket"] for s in shards)
     all_tokens = tokens.column("tokens").to_pylist()
+    assert max(len(t) for t in all_tokens) < BucketConfig().max_len  # so no row below is cut
     seen = []
     for s in shards:
         part = read_arrow(tmp_path / "shards" / s["file"])
@@ -168,7 +169,7 @@ def test_demo_pipeline_contents_round_trip(tmp_path):
         lo = bounds[s["bucket"] - 1] if s["bucket"] else 0
         assert lo < lengths[0] and lengths[-1] <= bounds[s["bucket"]]
         # every row holds exactly the encoded tokens and the label of its raw row
-        # demo docs are shorter than max_len (cutting is test_max_len_cuts_head_and_tail_in_the_pipeline's)
+        # (cutting long docs is test_max_len_cuts_head_and_tail_in_the_pipeline's)
         assert part.column("ids").to_pylist() == [vocab.encode(all_tokens[r]) or [1] for r in rows]
         assert part.column("label").to_pylist() == [raw.column("label")[r].as_py() for r in rows]
         seen += rows
@@ -199,7 +200,6 @@ def test_max_len_cuts_head_and_tail_in_the_pipeline(demo, tmp_path):
 
     stats = bucket_stage(demo / "tokens", demo / "vocab" / "vocab.tsv", tmp_path / "ids", BucketConfig(max_len=6))
     tokens = read_arrow(demo / "tokens" / "train.arrow").column("tokens").to_pylist()
-    assert max(len(t) for t in tokens) < BucketConfig().max_len  # the shared fixture's ids are uncut
     vocab = Vocabulary.load(demo / "vocab" / "vocab.tsv")
     ids = read_arrow(tmp_path / "ids" / "train.arrow")
     # keep_head 0.25 of 6 -> the first token and the last five
