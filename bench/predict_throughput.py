@@ -17,10 +17,14 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from pipeline.openmp import set_wait_policy  # noqa: E402
+
+set_wait_policy()  # as the textpipe entry point does, before torch loads libgomp
+import torch  # noqa: E402
 
 from bench.ddp_throughput import build_shards  # noqa: E402
 from pipeline.config import TrainConfig  # noqa: E402

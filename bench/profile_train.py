@@ -21,13 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from torch.profiler import ProfilerActivity, profile
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from train_throughput import one_setup, train_step  # noqa: E402
+from train_throughput import one_setup, train_step  # noqa: E402  (sets the wait policy before torch loads)
+import torch  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from pipeline.shards import ShardReader  # noqa: E402
 

@@ -28,10 +28,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.openmp import set_wait_policy  # noqa: E402
+
+set_wait_policy()  # as the textpipe entry point does, before torch loads libgomp
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 from pipeline.config import TrainConfig  # noqa: E402
 from pipeline.model import TextClassifier  # noqa: E402

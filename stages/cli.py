@@ -13,6 +13,7 @@ import sys
 import click
 
 from pipeline.errors import PipelineError
+from pipeline.openmp import set_wait_policy
 from pipeline.registry import STAGE_NAMES, STAGES, TOOLS
 
 COMMANDS = {**{s.name: s.help for s in STAGES}, **TOOLS}
@@ -68,6 +69,7 @@ def main(args: list[str] | None = None) -> None:
     Ctrl-C and SIGTERM unwind the stage (its temporary output is removed, its workers stopped)
     and print one line; nothing half-written is left under an output's name.
     """
+    set_wait_policy()  # before any stage imports torch
     words = sys.argv[1:] if args is None else args
     command = next((w for w in words if not w.startswith("-")), None)
     signal.signal(signal.SIGTERM, _stop)
