@@ -7,7 +7,7 @@ work, and a training step of many small kernels waits at barriers for a
 descheduled thread: beside two busy processes training ran at 7-16k real
 tokens/s against ~55-68k quiet (BENCHMARKS.md, "On a busy machine").
 
-``SPIN_COUNT`` spins keep the quiet speed, gave 1.5-2.5x beside busy
+``SPIN_COUNT`` spins keep the quiet speed, gave 1.4-2.5x beside busy
 processes, were no slower beside another textpipe-sized training and faster for
 a torchrun job beside one; beside other *tiny* multi-threaded torch jobs
 (embedding and hidden size 16, as in a test suite) they were slower, the case
