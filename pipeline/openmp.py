@@ -11,9 +11,9 @@ tokens/s against ~55-68k quiet (BENCHMARKS.md, "On a busy machine").
 processes, were no slower beside another textpipe-sized training and faster for
 a torchrun job beside one; beside other *tiny* multi-threaded torch jobs
 (embedding and hidden size 16, as in a test suite) they were slower, the case
-the thread count is for (``$OMP_NUM_THREADS``). It changes only how threads wait, never which
-thread computes what, so trained bytes do not depend on it (the thread count
-does: it stays ``train.threads``). libgomp reads its environment once, when
+the thread count is for (``$OMP_NUM_THREADS``). It changes only how threads
+wait, never which thread computes what, so trained bytes do not depend on it
+(the thread count does: it stays ``train.threads``). libgomp reads its environment once, when
 torch loads it, so this runs before the first ``import torch`` of the process
 (the ``textpipe`` entry point calls it); child processes (torchrun workers)
 inherit the variable. A user's own ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` wins.

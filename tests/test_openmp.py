@@ -47,7 +47,7 @@ def test_wait_policy_is_set_only_before_torch_and_never_over_the_users(monkeypat
             k: (value if k == knob else None) for k in openmp.USER_KNOBS}
 
 
-def test_the_textpipe_command_sets_it_for_its_stages_and_their_children():
+def test_the_textpipe_command_sets_it_unless_the_user_did():
     env = {k: v for k, v in os.environ.items() if k not in openmp.USER_KNOBS}
     code = ("import os, sys\nfrom stages.cli import main\nsys.argv = ['textpipe', '--version']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\nprint(os.environ.get('GOMP_SPINCOUNT'))\n")
