@@ -21,6 +21,18 @@ os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.
 
 from .helpers import REPO, run_all  # noqa: E402
 
+# Two xdist workers take whole files (`--dist loadfile`) in the order collected
+# (`--no-loadscope-reorder`; xdist's own order puts files with few tests last, and the README
+# walk-through, one test of five minutes, then ran alone at the end). The longest files go
+# first, longest first, so the rest fill in around them: `python -m pytest --durations=0`.
+LONGEST_FIRST = ("test_readme.py", "test_dvc.py", "test_interrupt.py", "test_train.py", "test_ray.py",
+                 "test_distributed.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order is kept
+
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
