@@ -133,7 +133,7 @@ def _tokenize_chunk(texts: Sequence[str]) -> pa.Array:
     Token strings are not read one ``Token`` at a time: each doc's ORTH hashes
     come out as a numpy array, the chunk's distinct hashes (found by a hash
     table, several times faster than sorting) are turned into strings once,
-    and Arrow expands the dictionary in C++.
+    and Arrow expands the dictionary in C++. Whitespace tokens are dropped.
     """
     from spacy.attrs import IS_SPACE, ORTH
 
@@ -141,12 +141,21 @@ def _tokenize_chunk(texts: Sequence[str]) -> pa.Array:
     docs = list(tokenizer.pipe((normalize(t) for t in texts), batch_size=256))
     if not docs:
         return pa.array([], type=TOKENS_TYPE)
-    attrs = [d.to_array([ORTH, IS_SPACE]).reshape(-1, 2) for d in docs]
-    flat = np.concatenate(attrs).astype(np.uint64, copy=False)
-    keep = flat[:, 1] == 0
-    doc_of_token = np.repeat(np.arange(len(docs)), [len(a) for a in attrs])[keep]
-    lengths = np.bincount(doc_of_token, minlength=len(docs))
-    hashes = pa.array(flat[keep, 0]).dictionary_encode()
+    if normalize.normalize_whitespace:
+        # spaCy makes a whitespace token only of a whitespace run other than one space, and the
+        # normaliser leaves none, so there is nothing to drop and no IS_SPACE to read (reading
+        # it too takes 2.7x as long as ORTH alone: 1.2 s of CPU on IMDB)
+        attrs = [d.to_array([ORTH]) for d in docs]  # (n, 1), or (0,) for an empty doc
+        kept = np.concatenate(attrs, axis=None)
+        lengths = np.fromiter(map(len, attrs), dtype=np.int64, count=len(attrs))
+    else:
+        attrs = [d.to_array([ORTH, IS_SPACE]).reshape(-1, 2) for d in docs]
+        flat = np.concatenate(attrs)
+        keep = flat[:, 1] == 0
+        doc_of_token = np.repeat(np.arange(len(docs)), [len(a) for a in attrs])[keep]
+        kept = flat[keep, 0]
+        lengths = np.bincount(doc_of_token, minlength=len(docs))
+    hashes = pa.array(kept.astype(np.uint64, copy=False)).dictionary_encode()
     strings = tokenizer.vocab.strings
     dictionary = pa.array([strings[h] for h in hashes.dictionary.to_pylist()], pa.string())
     values = pa.DictionaryArray.from_arrays(hashes.indices, dictionary).cast(pa.string())

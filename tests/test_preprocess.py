@@ -1,5 +1,6 @@
 """Tokenize -> vocab -> bucket -> shard on the demo corpus and on the real datasets."""
 import json
+import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,7 +14,9 @@ from pipeline.shards import ShardReader
 from pipeline.tokenize import ParallelTokenizer, RowRuns, TextNormalizer, local_token_batches, tokenize_dataset
 from pipeline.vocab import Vocabulary
 
-from .helpers import run_all, shared_dataset
+from .helpers import REPO, run_all, shared_dataset
+
+DEMO_TRAIN = REPO / "pipeline" / "demo_data" / "train.jsonl"
 
 
 def test_normalizer():
@@ -27,7 +30,6 @@ def test_whitespace_fast_path_is_str_split_exactly():
     every whitespace character Python knows (ASCII and not) at the start, middle and end, alone and
     doubled, and on random strings over an alphabet of words, spaces and whitespace characters."""
     import random
-    import sys
 
     from pipeline.tokenize import _collapse_whitespace
 
@@ -44,6 +46,32 @@ def test_whitespace_fast_path_is_str_split_exactly():
         assert _collapse_whitespace(text) == " ".join(text.split()), repr(text)
     unchanged = "a plain ascii text, already normalised."
     assert _collapse_whitespace(unchanged) is unchanged  # the fast path: no split, no copy
+
+
+def test_tokens_are_spacys_with_whitespace_tokens_dropped(monkeypatch):
+    """What a worker sends back is spaCy's tokens of the normalised text, whitespace tokens dropped,
+    under each whitespace setting. With normalize_whitespace the worker does not look for whitespace
+    tokens: the normaliser leaves no run of whitespace for spaCy to make one of, and no character
+    lowercases to whitespace (checked on every code point)."""
+    import spacy
+
+    from pipeline import tokenize
+
+    chars = list(map(chr, range(sys.maxunicode + 1)))
+    assert [c for c in chars if not c.isspace() and any(x.isspace() for x in c.lower())] == []
+    spaces = [c for c in chars if c.isspace()]
+    texts = ["", " ", "a", "Hello  World!\n\tok", "<br />Don't, do it<br />!!", "x" + "".join(spaces) + "y"]
+    texts += [f"{w}A{w}b {w}{w}c{w}" for w in spaces]
+    texts += [json.loads(line)["text"] for line in DEMO_TRAIN.read_text().splitlines()[:300]]
+    nlp = spacy.blank("en")
+    monkeypatch.setattr(tokenize, "_WORKER", {})
+    for normalizer in (TextNormalizer(), TextNormalizer(normalize_whitespace=False),
+                       TextNormalizer(lowercase=False, strip_html=False)):
+        tokenize._init_worker("en", None, normalizer)
+        want = [[t.text for t in nlp(normalizer(text)) if not t.is_space] for text in texts]
+        assert tokenize._tokenize_chunk(texts).to_pylist() == want, normalizer
+        assert [t.lower() for t in want[6]] == ["a", "b", "c"], normalizer  # the spaces are gone
+    assert want[3] == ["Hello", "World", "!", "ok"]
 
 
 def _batches(*sizes):
