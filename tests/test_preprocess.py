@@ -19,6 +19,15 @@ from .helpers import REPO, run_all, shared_dataset
 DEMO_TRAIN = REPO / "pipeline" / "demo_data" / "train.jsonl"
 
 
+def every_char() -> list[str]:
+    return list(map(chr, range(sys.maxunicode + 1)))
+
+
+def whitespace_chars() -> list[str]:
+    """Every character Python's str.split() and spaCy's is_space treat as whitespace (29)."""
+    return [c for c in every_char() if c.isspace()]
+
+
 def test_normalizer():
     n = TextNormalizer()
     assert n("Great<br /><br />FILM!\n\t ok") == "great film! ok"
@@ -33,7 +42,7 @@ def test_whitespace_fast_path_is_str_split_exactly():
 
     from pipeline.tokenize import _collapse_whitespace
 
-    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    spaces = whitespace_chars()
     assert len(spaces) == 29 and "\x1c" in spaces and "\u3000" in spaces
     texts = ["", " ", "a", "a b", "é b", "a  b"]
     for w in spaces:
@@ -57,9 +66,8 @@ def test_tokens_are_spacys_with_whitespace_tokens_dropped(monkeypatch):
 
     from pipeline import tokenize
 
-    chars = list(map(chr, range(sys.maxunicode + 1)))
-    assert [c for c in chars if not c.isspace() and any(x.isspace() for x in c.lower())] == []
-    spaces = [c for c in chars if c.isspace()]
+    assert [c for c in every_char() if not c.isspace() and any(x.isspace() for x in c.lower())] == []
+    spaces = whitespace_chars()
     texts = ["", " ", "a", "Hello  World!\n\tok", "<br />Don't, do it<br />!!", "x" + "".join(spaces) + "y"]
     texts += [f"{w}A{w}b {w}{w}c{w}" for w in spaces]
     texts += [json.loads(line)["text"] for line in DEMO_TRAIN.read_text().splitlines()[:300]]
