@@ -217,7 +217,7 @@ class TrainConfig(Block):
     epochs: int = spec(8, ge=1)
     max_steps: int = spec(0, ge=0)  # stop after this many optimizer steps; 0 = no limit
     batch_size: int = spec(128, ge=1)  # a cap on rows per batch; max_tokens sets the size
-    max_tokens: int = spec(8000, ge=0)  # padded tokens per batch (rows x longest row); 0 = batch_size rows each
+    max_tokens: int = spec(16000, ge=0)  # padded tokens per batch (rows x longest row); 0 = batch_size rows each
     padding_noise: float = spec(0.05, ge=0.0, lt=1.0)
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = spec(0.004, gt=0.0)

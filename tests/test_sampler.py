@@ -34,6 +34,21 @@ def test_token_budget_respected():
     assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
 
 
+def test_budget_binds_only_on_rows_longer_than_budget_over_row_cap():
+    """Short texts (every row <= max_tokens / batch_size) get the same batches under any such
+    budget as with none: raising the budget for long texts leaves short-text training unchanged."""
+    short = LENGTHS[LENGTHS <= 125]
+    short_buckets = np.searchsorted([20, 50, 100], short)
+
+    def batches(max_tokens):
+        return LengthBucketSampler(short, short_buckets, batch_size=128, max_tokens=max_tokens, seed=2).batches()
+
+    assert batches(16000) == batches(0) == batches(128 * 125)
+    assert batches(8000) != batches(0)  # the budget binds once 128 rows of the longest exceed it
+    long_rows = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=128, max_tokens=16000, seed=2).batches()
+    assert max(len(b) for b in long_rows if LENGTHS[b].max() > 125) < 128
+
+
 def test_same_seed_same_order_and_epochs_differ():
     a = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=16, seed=5)
     b = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=16, seed=5)
