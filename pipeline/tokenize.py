@@ -47,6 +47,7 @@ from .fileio import ArrowWriter, write_json
 from .integrity import sealed_dir, verify_dir
 from .procs import quiet_worker
 from .schema import SPLITS
+from .word_memo import WordMemo, memo_applies
 
 _T = TokenizeConfig  # its field defaults are the library defaults
 TOKENS_TYPE = pa.list_(pa.string())
@@ -123,25 +124,32 @@ _WORKER: dict = {}
 def _init_worker(lang: str, spacy_pipeline: str | None, normalizer: TextNormalizer, in_pool: bool = False) -> None:
     if in_pool:
         quiet_worker()
-    _WORKER["tokenizer"] = load_tokenizer(lang, spacy_pipeline)
+    tokenizer = load_tokenizer(lang, spacy_pipeline)
+    _WORKER["tokenizer"] = tokenizer
     _WORKER["normalizer"] = normalizer
+    # words are tokenized once each, not at every occurrence, where that is exact (see word_memo)
+    _WORKER["memo"] = WordMemo(tokenizer) if normalizer.normalize_whitespace and memo_applies(tokenizer) else None
 
 
 def _tokenize_chunk(texts: Sequence[str]) -> pa.Array:
     """Tokenize a chunk into one ``list<string>`` array.
 
-    Token strings are not read one ``Token`` at a time: each doc's ORTH hashes
-    come out as a numpy array, the chunk's distinct hashes (found by a hash
-    table, several times faster than sorting) are turned into strings once,
-    and Arrow expands the dictionary in C++. Whitespace tokens are dropped.
+    Token strings are not read one ``Token`` at a time: the tokens' ORTH hashes
+    come out as a numpy array (from the worker's ``WordMemo``, which tokenizes
+    each distinct word once, or where it does not apply from each spaCy doc),
+    the chunk's distinct hashes (found by a hash table, several times faster
+    than sorting) are turned into strings once, and Arrow expands the
+    dictionary in C++. Whitespace tokens are dropped.
     """
     from spacy.attrs import IS_SPACE, ORTH
 
-    tokenizer, normalize = _WORKER["tokenizer"], _WORKER["normalizer"]
-    docs = list(tokenizer.pipe((normalize(t) for t in texts), batch_size=256))
-    if not docs:
+    tokenizer, normalize, memo = _WORKER["tokenizer"], _WORKER["normalizer"], _WORKER["memo"]
+    if not texts:
         return pa.array([], type=TOKENS_TYPE)
-    if normalize.normalize_whitespace:
+    if memo is not None:
+        kept, lengths = memo.orths([normalize(t) for t in texts])
+    elif normalize.normalize_whitespace:
+        docs = list(tokenizer.pipe((normalize(t) for t in texts), batch_size=256))
         # spaCy makes a whitespace token only of a whitespace run other than one space, and the
         # normaliser leaves none, so there is nothing to drop and no IS_SPACE to read (reading
         # it too takes 2.7x as long as ORTH alone: 1.2 s of CPU on IMDB)
@@ -149,6 +157,7 @@ def _tokenize_chunk(texts: Sequence[str]) -> pa.Array:
         kept = np.concatenate(attrs, axis=None)
         lengths = np.fromiter(map(len, attrs), dtype=np.int64, count=len(attrs))
     else:
+        docs = list(tokenizer.pipe((normalize(t) for t in texts), batch_size=256))
         attrs = [d.to_array([ORTH, IS_SPACE]).reshape(-1, 2) for d in docs]
         flat = np.concatenate(attrs)
         keep = flat[:, 1] == 0
@@ -159,7 +168,7 @@ def _tokenize_chunk(texts: Sequence[str]) -> pa.Array:
     strings = tokenizer.vocab.strings
     dictionary = pa.array([strings[h] for h in hashes.dictionary.to_pylist()], pa.string())
     values = pa.DictionaryArray.from_arrays(hashes.indices, dictionary).cast(pa.string())
-    offsets = np.zeros(len(docs) + 1, dtype=np.int32)
+    offsets = np.zeros(len(texts) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     return pa.ListArray.from_arrays(pa.array(offsets), values)
 
