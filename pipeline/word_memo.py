@@ -94,7 +94,8 @@ class WordMemo:
                                suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer,
                                token_match=tokenizer.token_match, url_match=tokenizer.url_match)
         strings = tokenizer.vocab.strings
-        # every rule whose tokens differ from its pattern's, by the pattern's first token
+        # every rule whose tokens differ from its pattern's (whether or not spaCy's heuristics give the
+        # rule a pattern in its final pass: more marks cost time, never exactness), by the first token
         self.patterns: dict[int, list[tuple[int, ...]]] = {}
         for key, pieces in tokenizer.rules.items():
             pattern = tuple(t.orth for t in bare(key))
@@ -104,7 +105,7 @@ class WordMemo:
 
     def _learn(self, words: list[str]) -> None:
         """Add X(word) of new words, from the twin tokenizing them joined by single spaces; a word holding
-        the pattern of a rule that would change it goes to ``marked`` instead."""
+        the pattern of a rule that would change it also goes to ``marked``."""
         from spacy.attrs import IDX, ORTH
 
         starts = np.cumsum([0] + [len(w) + 1 for w in words[:-1]])
