@@ -50,7 +50,7 @@ def test_a_word_is_not_always_tokenized_as_alone_and_the_memo_knows_when(tokeniz
 
 def test_equal_to_spacy_on_texts_built_from_every_rule(tokenizer):
     """Words made of every special-case rule with affixes glued on, in random texts; a memo small
-    enough to be emptied many times on the way."""
+    enough to be emptied on the way."""
     rng = random.Random(0)
     glue = ["", "(", ")", ".", ",", "'", "''", ":", ")", "...", "-", '"', ":)"]
     words = [a + key + b for key in tokenizer.rules if not key.isspace() for a, b in [(rng.choice(glue), rng.choice(glue))]]
