@@ -38,6 +38,12 @@ TESTED_SPACY = ("3.8.",)  # other releases tokenize text whole, as spaCy does (a
 MAX_WORDS = 250_000  # ~75 MB per process: ~300 bytes a word on IMDB, spaCy's strings included
 
 
+def _affix_functions(tokenizer) -> dict:
+    """The keyword arguments that give a new ``Tokenizer`` the same affix and match functions."""
+    return {name: getattr(tokenizer, name)
+            for name in ("prefix_search", "suffix_search", "infix_finditer", "token_match", "url_match")}
+
+
 def _affix_only_twin(tokenizer):
     """A tokenizer with ``tokenizer``'s rules and affix functions whose final special-case pass has no
     patterns but the whitespace rules': spaCy adds a pattern for a rule only where the rule's string
@@ -55,9 +61,7 @@ def _affix_only_twin(tokenizer):
         def find_infix(self, string):
             return []
 
-    twin = _Twin(tokenizer.vocab, rules=tokenizer.rules, prefix_search=tokenizer.prefix_search,
-                 suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer,
-                 token_match=tokenizer.token_match, url_match=tokenizer.url_match)
+    twin = _Twin(tokenizer.vocab, rules=tokenizer.rules, **_affix_functions(tokenizer))
     for name in ("find_prefix", "find_suffix", "find_infix"):  # spaCy's own methods from here on
         delattr(_Twin, name)
     return twin
@@ -90,9 +94,7 @@ class WordMemo:
         self.max_words = max_words
         self.words: dict[str, bytes] = {}  # word -> X(word): its tokens' ORTH hashes, 8 bytes each
         self.marked: set[str] = set()  # words whose texts spaCy tokenizes whole
-        bare = type(tokenizer)(tokenizer.vocab, rules=None, prefix_search=tokenizer.prefix_search,
-                               suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer,
-                               token_match=tokenizer.token_match, url_match=tokenizer.url_match)
+        bare = type(tokenizer)(tokenizer.vocab, rules=None, **_affix_functions(tokenizer))
         strings = tokenizer.vocab.strings
         # every rule whose tokens differ from its pattern's (whether or not spaCy's heuristics give the
         # rule a pattern in its final pass: more marks cost time, never exactness), by the first token
@@ -142,18 +144,19 @@ class WordMemo:
                 new = set(words)
             self._learn(list(new))
             found = list(map(self.words.__getitem__, words))
-        word_ends = np.cumsum(np.fromiter(map(len, split), dtype=np.int64, count=len(split)))
-        token_ends = np.zeros(len(words) + 1, dtype=np.int64)  # tokens before each word, and in all
-        np.cumsum(np.fromiter(map(len, found), dtype=np.int64, count=len(found)) // 8, out=token_ends[1:])
-        bounds = token_ends[np.concatenate([[0], word_ends])]  # tokens before each text, and in all
+        word_starts = np.zeros(len(texts) + 1, dtype=np.int64)  # words before each text, and in all
+        np.cumsum(np.fromiter(map(len, split), dtype=np.int64, count=len(split)), out=word_starts[1:])
+        token_starts = np.zeros(len(words) + 1, dtype=np.int64)  # tokens before each word, and in all
+        np.cumsum(np.fromiter(map(len, found), dtype=np.int64, count=len(found)) // 8, out=token_starts[1:])
+        bounds = token_starts[word_starts]  # tokens before each text, and in all
         flat = np.frombuffer(b"".join(found), dtype="<u8").astype(np.uint64, copy=False)
         lengths = np.diff(bounds)
         if self.marked.isdisjoint(words):
             return flat, lengths
         # texts with a marked word: spaCy's pass over the whole text decides
         is_marked = np.fromiter(map(self.marked.__contains__, words), dtype=np.int64, count=len(words))
-        marks = np.concatenate([[0], np.cumsum(is_marked)])
-        whole = np.flatnonzero(marks[word_ends] > marks[np.concatenate([[0], word_ends[:-1]])]).tolist()
+        marks = np.concatenate([[0], np.cumsum(is_marked)])  # marked words before each word, and in all
+        whole = np.flatnonzero(marks[word_starts[1:]] > marks[word_starts[:-1]]).tolist()
         pieces, last = [], 0
         for n in whole:
             pieces += [flat[last:bounds[n]], self.tokenizer(texts[n]).to_array([ORTH]).ravel().astype(np.uint64)]
