@@ -117,18 +117,30 @@ def load_tokenizer(lang: str = _T.lang, spacy_pipeline: str | None = None) -> Ca
     return nlp.tokenizer
 
 
-# Per-process state, built once by _init_worker.
+# Per-process state, built by _init_worker and built again by _start_tokenizer.
 _WORKER: dict = {}
+# spaCy's vocab keeps every distinct token string it has seen, with its lexeme (~350 bytes each), and
+# never lets go: past this many, a worker starts again with a new tokenizer (~0.2 s), so its memory
+# stays bounded however many distinct strings the corpus has (~175 MB of them at most)
+MAX_STRINGS = 500_000
 
 
 def _init_worker(lang: str, spacy_pipeline: str | None, normalizer: TextNormalizer, in_pool: bool = False) -> None:
     if in_pool:
         quiet_worker()
-    tokenizer = load_tokenizer(lang, spacy_pipeline)
-    _WORKER["tokenizer"] = tokenizer
     _WORKER["normalizer"] = normalizer
+    _WORKER["spacy"] = (lang, spacy_pipeline)
+    _start_tokenizer()
+
+
+def _start_tokenizer() -> None:
+    """A new tokenizer (and an empty word memo) for this worker: the same tokens, a vocab that holds
+    nothing yet."""
+    tokenizer = load_tokenizer(*_WORKER["spacy"])
+    _WORKER["tokenizer"] = tokenizer
     # words are tokenized once each, not at every occurrence, where that is exact (see word_memo)
-    _WORKER["memo"] = WordMemo(tokenizer) if normalizer.normalize_whitespace and memo_applies(tokenizer) else None
+    use_memo = _WORKER["normalizer"].normalize_whitespace and memo_applies(tokenizer)
+    _WORKER["memo"] = WordMemo(tokenizer) if use_memo else None
 
 
 def _doc_orths(docs: list, whitespace_left: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +170,8 @@ def _tokenize_chunk(texts: Sequence[str]) -> pa.Array:
     than sorting) are turned into strings once, and Arrow expands the
     dictionary in C++. Whitespace tokens are dropped.
     """
+    if len(_WORKER["tokenizer"].vocab.strings) > MAX_STRINGS:
+        _start_tokenizer()
     tokenizer, normalize, memo = _WORKER["tokenizer"], _WORKER["normalizer"], _WORKER["memo"]
     if not texts:
         return pa.array([], type=TOKENS_TYPE)

@@ -22,7 +22,8 @@ but single spaces between words (what ``TextNormalizer`` with ``normalize_whites
   a text with a marked word is tokenized whole by spaCy.
 
 The memo holds at most ``max_words`` words (or one chunk's): when a chunk's new words would take
-it past that it starts again empty, so memory does not grow with the corpus.
+it past that it starts again empty, so memory does not grow with the corpus (nor does spaCy's vocab,
+which keeps every string: the worker starts a new tokenizer and memo past ``tokenize.MAX_STRINGS``).
 ``tests/test_word_memo.py`` checks the output against spaCy's own on real datasets and on texts
 built to hit every rule.
 """

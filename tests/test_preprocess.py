@@ -82,6 +82,41 @@ def test_tokens_are_spacys_with_whitespace_tokens_dropped(monkeypatch):
     assert want[3] == ["Hello", "World", "!", "ok"]
 
 
+@pytest.mark.parametrize("normalizer", [TextNormalizer(), TextNormalizer(normalize_whitespace=False)],
+                         ids=["word-memo", "spacy-docs"])
+def test_worker_starts_a_new_tokenizer_when_its_vocab_is_full(monkeypatch, normalizer):
+    """spaCy's vocab keeps every string it has seen. A worker whose vocab holds more than MAX_STRINGS
+    starts the next chunk with a new tokenizer (and a new word memo), so its memory does not grow with
+    the number of distinct words; the tokens stay spaCy's across the restarts."""
+    import random
+    import string
+
+    import spacy
+
+    from pipeline import tokenize
+
+    nlp, rng = spacy.blank("en"), random.Random(0)
+    blank = len(nlp.vocab.strings)
+    monkeypatch.setattr(tokenize, "_WORKER", {})
+    monkeypatch.setattr(tokenize, "MAX_STRINGS", blank + 2_500)
+    tokenize._init_worker("en", None, normalizer)
+    tokenizers, added = [], []
+    for _ in range(6):  # 800 new words a chunk, some with punctuation glued on
+        texts = [" ".join("".join(rng.choices(string.ascii_lowercase, k=7)) + rng.choice(["", ",", "!", "'s"])
+                          for _ in range(20)) for _ in range(40)]
+        want = [[t.text for t in nlp(normalizer(text)) if not t.is_space] for text in texts]
+        assert tokenize._tokenize_chunk(texts).to_pylist() == want
+        tokenizer, memo = tokenize._WORKER["tokenizer"], tokenize._WORKER["memo"]
+        assert memo.tokenizer is tokenizer if normalizer.normalize_whitespace else memo is None
+        if not tokenizers or tokenizers[-1] is not tokenizer:
+            tokenizers.append(tokenizer)
+        added.append(len(tokenizer.vocab.strings) - blank)
+    # a chunk adds ~1,600 strings (each word, its last three letters, ...): a tokenizer's second chunk
+    # takes its vocab past the cap, and the next chunk starts a new one, whose vocab holds only its own
+    assert len(tokenizers) == 3
+    assert all(1_000 < n < 2_500 for n in added[0::2]) and all(2_500 < n < 3_500 for n in added[1::2]), added
+
+
 def _batches(*sizes):
     """(tokens, label) batches of consecutive row numbers: tokens [["r0"], ["r1"], ...], labels 0, 1, ..."""
     import pyarrow as pa
