@@ -120,8 +120,8 @@ def load_tokenizer(lang: str = _T.lang, spacy_pipeline: str | None = None) -> Ca
 # Per-process state, built by _init_worker and built again by _start_tokenizer.
 _WORKER: dict = {}
 # spaCy's vocab keeps every distinct token string it has seen, with its lexeme (~350 bytes each), and
-# never lets go: past this many, a worker starts again with a new tokenizer (~0.2 s), so its memory
-# stays bounded however many distinct strings the corpus has (~175 MB of them at most)
+# never lets go: past this many new ones, a worker starts again with a new tokenizer (~0.2 s), so its
+# memory stays bounded however many distinct strings the corpus has (~175 MB of them at most)
 MAX_STRINGS = 500_000
 
 
@@ -134,10 +134,11 @@ def _init_worker(lang: str, spacy_pipeline: str | None, normalizer: TextNormaliz
 
 
 def _start_tokenizer() -> None:
-    """A new tokenizer (and an empty word memo) for this worker: the same tokens, a vocab that holds
-    nothing yet."""
+    """A new tokenizer (and an empty word memo) for this worker: the same tokens, a vocab with none of
+    the corpus's strings yet (a trained pipeline's vocab starts with its own, so they are not counted)."""
     tokenizer = load_tokenizer(*_WORKER["spacy"])
     _WORKER["tokenizer"] = tokenizer
+    _WORKER["strings_at_start"] = len(tokenizer.vocab.strings)
     # words are tokenized once each, not at every occurrence, where that is exact (see word_memo)
     use_memo = _WORKER["normalizer"].normalize_whitespace and memo_applies(tokenizer)
     _WORKER["memo"] = WordMemo(tokenizer) if use_memo else None
@@ -170,7 +171,7 @@ def _tokenize_chunk(texts: Sequence[str]) -> pa.Array:
     than sorting) are turned into strings once, and Arrow expands the
     dictionary in C++. Whitespace tokens are dropped.
     """
-    if len(_WORKER["tokenizer"].vocab.strings) > MAX_STRINGS:
+    if len(_WORKER["tokenizer"].vocab.strings) - _WORKER["strings_at_start"] > MAX_STRINGS:
         _start_tokenizer()
     tokenizer, normalize, memo = _WORKER["tokenizer"], _WORKER["normalizer"], _WORKER["memo"]
     if not texts:

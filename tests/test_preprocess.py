@@ -82,12 +82,14 @@ def test_tokens_are_spacys_with_whitespace_tokens_dropped(monkeypatch):
     assert want[3] == ["Hello", "World", "!", "ok"]
 
 
+@pytest.mark.parametrize("preloaded", [0, 10_000], ids=["blank", "pipeline-vocab"])
 @pytest.mark.parametrize("normalizer", [TextNormalizer(), TextNormalizer(normalize_whitespace=False)],
                          ids=["word-memo", "spacy-docs"])
-def test_worker_starts_a_new_tokenizer_when_its_vocab_is_full(monkeypatch, normalizer):
+def test_worker_starts_a_new_tokenizer_when_its_vocab_is_full(monkeypatch, normalizer, preloaded):
     """spaCy's vocab keeps every string it has seen. A worker whose vocab holds more than MAX_STRINGS
-    starts the next chunk with a new tokenizer (and a new word memo), so its memory does not grow with
-    the number of distinct words; the tokens stay spaCy's across the restarts."""
+    strings besides those it started with (a trained pipeline's vocab comes with its own: here
+    ``preloaded`` of them) starts the next chunk with a new tokenizer (and a new word memo), so its
+    memory does not grow with the number of distinct words; the tokens stay spaCy's across restarts."""
     import random
     import string
 
@@ -95,10 +97,18 @@ def test_worker_starts_a_new_tokenizer_when_its_vocab_is_full(monkeypatch, norma
 
     from pipeline import tokenize
 
+    def load_tokenizer(*args):
+        tokenizer = load(*args)
+        for i in range(preloaded):
+            tokenizer.vocab.strings.add(f"pipeline-string-{i}")
+        return tokenizer
+
+    load = tokenize.load_tokenizer
+    monkeypatch.setattr(tokenize, "load_tokenizer", load_tokenizer)
     nlp, rng = spacy.blank("en"), random.Random(0)
-    blank = len(nlp.vocab.strings)
+    blank = len(nlp.vocab.strings) + preloaded
     monkeypatch.setattr(tokenize, "_WORKER", {})
-    monkeypatch.setattr(tokenize, "MAX_STRINGS", blank + 2_500)
+    monkeypatch.setattr(tokenize, "MAX_STRINGS", 2_500)
     tokenize._init_worker("en", None, normalizer)
     tokenizers, added = [], []
     for _ in range(6):  # 800 new words a chunk, some with punctuation glued on
