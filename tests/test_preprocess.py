@@ -97,13 +97,14 @@ def test_worker_starts_a_new_tokenizer_when_its_vocab_is_full(monkeypatch, norma
 
     from pipeline import tokenize
 
+    load = tokenize.load_tokenizer
+
     def load_tokenizer(*args):
         tokenizer = load(*args)
         for i in range(preloaded):
             tokenizer.vocab.strings.add(f"pipeline-string-{i}")
         return tokenizer
 
-    load = tokenize.load_tokenizer
     monkeypatch.setattr(tokenize, "load_tokenizer", load_tokenizer)
     nlp, rng = spacy.blank("en"), random.Random(0)
     blank = len(nlp.vocab.strings) + preloaded
