@@ -82,9 +82,8 @@ def test_tokens_are_spacys_with_whitespace_tokens_dropped(monkeypatch):
     assert want[3] == ["Hello", "World", "!", "ok"]
 
 
-@pytest.mark.parametrize("preloaded", [0, 10_000], ids=["blank", "pipeline-vocab"])
-@pytest.mark.parametrize("normalizer", [TextNormalizer(), TextNormalizer(normalize_whitespace=False)],
-                         ids=["word-memo", "spacy-docs"])
+@pytest.mark.parametrize("normalizer, preloaded", [(TextNormalizer(), 0), (TextNormalizer(normalize_whitespace=False), 10_000)],
+                         ids=["word-memo-blank-vocab", "spacy-docs-pipeline-vocab"])
 def test_worker_starts_a_new_tokenizer_when_its_vocab_is_full(monkeypatch, normalizer, preloaded):
     """spaCy's vocab keeps every string it has seen. A worker whose vocab holds more than MAX_STRINGS
     strings besides those it started with (a trained pipeline's vocab comes with its own: here
