@@ -119,9 +119,9 @@ def load_tokenizer(lang: str = _T.lang, spacy_pipeline: str | None = None) -> Ca
 
 # Per-process state, built by _init_worker and built again by _start_tokenizer.
 _WORKER: dict = {}
-# spaCy's vocab keeps every distinct token string it has seen, with its lexeme (~350 bytes each), and
+# spaCy's vocab keeps every distinct token string it has seen, with its lexeme (~400 bytes each), and
 # never lets go: past this many new ones, a worker starts again with a new tokenizer (~0.2 s), so its
-# memory stays bounded however many distinct strings the corpus has (~175 MB of them at most)
+# memory stays bounded however many distinct strings the corpus has (~200 MB of them at most)
 MAX_STRINGS = 500_000
 
 
