@@ -87,13 +87,22 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     never collide on a shared name: the last one to finish wins whole.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(final)
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes 0700
-    try:
+    with scratch_dir(final) as tmp:
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
         yield tmp
         _swap_in(tmp, final)
+
+
+@contextlib.contextmanager
+def scratch_dir(near: str | os.PathLike) -> Iterator[Path]:
+    """A temporary directory beside ``near`` (so under ``artifacts/``, on the output's disk), removed on
+    exit; one left by a killed writer is removed by the next :func:`sweep_stale` of ``near``."""
+    final = Path(near)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -175,9 +184,14 @@ def read_arrow(path: str | os.PathLike) -> pa.Table:
 
 
 def iter_arrow(path: str | os.PathLike, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """The record batches of an Arrow IPC file, one at a time, memory-mapped."""
-    with pa.memory_map(str(path), "r") as source:
+    """The record batches of an Arrow IPC file, one at a time, each read into memory: pages of a
+    memory-mapped file would stay resident in the process (and its PSS) once read, so a pass over a
+    file larger than memory would look like holding it whole."""
+    with pa.OSFile(str(path), "r") as source:
         reader = pa.ipc.open_file(source)
+        if columns:  # read only these columns' buffers from disk
+            fields = [reader.schema.get_field_index(c) for c in columns]
+            reader = pa.ipc.open_file(source, options=pa.ipc.IpcReadOptions(included_fields=sorted(fields)))
         for i in range(reader.num_record_batches):
             batch = reader.get_batch(i)
             yield batch.select(columns) if columns else batch

@@ -26,7 +26,6 @@ import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import numpy as np
 import pyarrow as pa
 
 from .config import TokenizeConfig
@@ -101,26 +100,24 @@ def token_batches(raw_paths: Sequence[Path], cfg: TokenizeConfig, workers: int) 
 def _count_batches(batch: dict, path: str) -> pa.Table:
     """A Ray task: partial counts of the token file's record batches whose indices ``batch`` lists."""
     from .vocab import TokenCounter
+    from .vocab import count_tokens as count_array
 
     counter = TokenCounter()
     for i in batch["id"]:
         counter.add(read_arrow_batch(path, int(i), "tokens"))
-    words, counts = counter.result()
-    return pa.table({"token": pa.array(words, pa.string()), "count": pa.array(counts, pa.int64())})
+    return next(counter.totals(), count_array(pa.array([], TOKENS_TYPE)))
 
 
-def count_tokens(path: Path) -> tuple[list[str], np.ndarray]:
-    """Distinct tokens of a token file with their counts: partial counts per Ray task, merged by a
-    distributed group-by; only the distinct tokens reach the driver."""
+def count_tokens(path: Path, scratch: Path | None = None) -> Iterator[pa.Table]:
+    """Exact token totals (``token``, ``count``) of a token file in pieces, each distinct token in one
+    piece: partial counts per Ray task, merged by a distributed group-by, streamed to the driver a
+    block at a time (``scratch`` is unused: the group-by spills to Ray's object store)."""
     ray = _ray()
     num_batches = arrow_batches(path)
     if num_batches == 0:
-        return [], np.zeros(0, np.int64)
+        return
     ds = ray.data.range(num_batches, override_num_blocks=num_batches)
     ds = ds.map_batches(_count_batches, fn_args=(str(path),), batch_size=1, batch_format="numpy")
     totals = ds.groupby("token").sum("count")
-    words, counts = [], []
     for batch in totals.iter_batches(batch_size=None, batch_format="pyarrow"):
-        words += batch.column("token").to_pylist()
-        counts.append(batch.column("sum(count)").to_numpy())
-    return words, np.concatenate(counts) if counts else np.zeros(0, np.int64)
+        yield batch.rename_columns(["token", "count"])

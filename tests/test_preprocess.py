@@ -262,20 +262,6 @@ def test_demo_pipeline_contents_round_trip(tmp_path):
     assert reader.labels == ["neg", "pos"] and set(reader.splits) == {"train", "validation", "test"}
 
 
-def test_token_counter_merges_partial_counts_exactly(demo, monkeypatch):
-    from pipeline.vocab import TokenCounter, count_tokens
-
-    monkeypatch.setattr(TokenCounter, "MERGE_ROWS", 50)  # merge many times
-    tokens = read_arrow(demo / "tokens" / "train.arrow").column("tokens")
-    counter = TokenCounter()
-    for start in range(0, len(tokens), 97):
-        counter.add(tokens.slice(start, 97))
-    words, counts = counter.result()
-    expected_words, expected_counts = count_tokens(tokens)
-    assert dict(zip(words, counts.tolist())) == dict(zip(expected_words, expected_counts.tolist()))
-    assert len(words) == len(expected_words)
-
-
 def test_max_len_cuts_head_and_tail_in_the_pipeline(demo, tmp_path):
     from pipeline.buckets import bucket_stage
 
@@ -365,3 +351,27 @@ def test_real_datasets_end_to_end(tmp_path, name, extra, max_rows, train_rows):
     if name == "imdb":
         tokens = read_arrow(tmp_path / "tokens" / "train.arrow").column("tokens").to_pylist()
         assert not any("<br" in t for doc in tokens[:500] for t in doc), "HTML line breaks must be stripped"
+
+
+def test_iter_arrow_reads_only_the_columns_asked_for_in_their_order(tmp_path):
+    import psutil
+    import pyarrow as pa
+
+    from pipeline.fileio import ROWS_PER_BATCH, iter_arrow, write_arrow
+
+    rows = 3 * ROWS_PER_BATCH + 5
+    table = pa.table({"text": pa.array(["x" * 300] * rows), "length": np.arange(rows, dtype=np.int32),
+                      "label": np.arange(rows) % 3})
+    write_arrow(table, tmp_path / "t.arrow")
+    read_before = psutil.Process().io_counters().read_chars
+    subset = list(iter_arrow(tmp_path / "t.arrow", ["label", "length"]))
+    read = psutil.Process().io_counters().read_chars - read_before
+    assert [len(b) for b in subset] == [ROWS_PER_BATCH] * 3 + [5]
+    assert pa.Table.from_batches(subset).equals(table.select(["label", "length"]))
+    assert read < (tmp_path / "t.arrow").stat().st_size / 10  # the text column (~90% of the file) stays on disk
+    del subset
+    allocated_before = pa.total_allocated_bytes()
+    batches = list(iter_arrow(tmp_path / "t.arrow"))
+    # read into Arrow's memory pool, not memory-mapped: mapped pages once read stay in the process's PSS
+    assert pa.total_allocated_bytes() - allocated_before >= sum(b.nbytes for b in batches)
+    assert pa.Table.from_batches(batches).equals(table)

@@ -1,3 +1,6 @@
+import os
+
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -53,3 +56,86 @@ def test_bad_caps_are_errors():
     with pytest.raises(PipelineError, match=r"^vocab.min_freq must be >= 1, got 0; fix it in params.yaml \(or -S vocab.min_freq=...\)$"):
         VocabConfig.from_block({"min_freq": 0})
     assert VocabConfig.from_block({"max_size": 0}).max_size == 0
+
+
+def test_ties_follow_code_point_order_like_python():
+    words = ["é", "z", "😀", "Z", "a", "ab", "€", "<unk>", "<pad>"]
+    v = build_vocab(pa.array([words, ["z", "€"]], pa.list_(pa.string())), min_freq=1)
+    assert v.itos == ["<pad>", "<unk>", "z", "€", "Z", "a", "ab", "é", "😀"]  # literal specials are not words
+    assert v.counts == [0, 0, 2, 2, 1, 1, 1, 1, 1]
+
+
+def test_token_part_is_a_function_of_the_bytes_and_spreads_tokens():
+    from pipeline.vocab import token_part
+
+    tokens = pa.array([f"w{i}" for i in range(10_000)] + ["", "a" * 40, "a" * 41])
+    parts = token_part(tokens, 8)
+    assert parts.min() >= 0 and parts.max() == 7
+    counts = np.bincount(parts[:10_000], minlength=8)
+    assert counts.min() > 1_100 and counts.max() < 1_400  # 1,250 each if even
+    # a slice, a large_string array and a chunk of another array give each token the same part
+    assert token_part(tokens.slice(9_990), 8).tolist() == parts[9_990:].tolist()
+    assert token_part(tokens.cast(pa.large_string()).slice(5, 7), 8).tolist() == parts[5:12].tolist()
+    assert token_part(pa.array(["w7", "w3", "w7"]), 8).tolist() == [parts[7], parts[3], parts[7]]
+
+
+def test_token_counter_spills_parts_and_sums_them_exactly(demo, monkeypatch, tmp_path):
+    from collections import Counter
+
+    from pipeline.fileio import read_arrow
+    from pipeline.vocab import TokenCounter, TopTokens
+
+    monkeypatch.setattr(TokenCounter, "MERGE_ROWS", 50)
+    monkeypatch.setattr(TokenCounter, "SPILL_TYPES", 100)  # the demo's train split has 280 distinct tokens
+    monkeypatch.setattr(TokenCounter, "PARTS", 5)
+    tokens = pa.chunked_array([read_arrow(demo / "tokens" / "train.arrow").column("tokens").combine_chunks(),
+                               pa.array([["only-in-the-last-batch", "the"]], pa.list_(pa.string()))])
+    expected = Counter(t for doc in tokens.to_pylist() for t in doc)
+
+    def exact(pieces):
+        seen = [t for piece in pieces for t in piece.column("token").to_pylist()]
+        assert len(seen) == len(set(seen)) == len(expected)  # every token in exactly one piece
+        assert {t: c for piece in pieces for t, c in zip(piece.column("token").to_pylist(),
+                                                         piece.column("count").to_pylist())} == dict(expected)
+
+    in_memory = TokenCounter()  # no scratch (a Ray task): merged, never written
+    spilling = TokenCounter(tmp_path)
+    for counter in (in_memory, spilling):
+        for start in range(0, len(tokens) - 1, 97):
+            counter.add(tokens.slice(start, min(97, len(tokens) - 1 - start)))
+        counter.add(tokens.slice(len(tokens) - 1))  # a last batch too small to merge before totals()
+    exact(list(in_memory.totals()))
+    assert not in_memory.spills
+    pieces = list(spilling.totals())
+    assert len(spilling.spills) > 3 and sorted(tmp_path.iterdir()) == spilling.spills
+    assert len(pieces) == 5
+    exact(pieces)
+    top = TopTokens(min_freq=2, limit=48)
+    for piece in pieces:
+        top.add(piece)
+    spilled, whole = top.vocabulary(), build_vocab(tokens, min_freq=2, max_size=50)
+    assert spilled.itos == whole.itos and spilled.counts == whole.counts and len(whole) == 50
+    assert top.types == len(expected)
+
+
+def test_vocab_stage_that_spills_writes_the_same_vocabulary(demo, monkeypatch, tmp_path):
+    from pipeline.config import VocabConfig
+    from pipeline.vocab import TokenCounter, vocab_stage
+
+    monkeypatch.setattr(TokenCounter, "MERGE_ROWS", 50)
+    monkeypatch.setattr(TokenCounter, "SPILL_TYPES", 100)
+    spills = []
+    real_spill = TokenCounter._spill
+
+    def spill(self):
+        real_spill(self)
+        spills.append(self.spills[-1])
+        scratch = self.spills[-1].parent  # beside the output (under artifacts/), named so a sweep removes a killed run's
+        assert scratch.parent == tmp_path and scratch.name.startswith(f".vocab.{os.getpid()}.") and scratch.suffix == ".tmp"
+    monkeypatch.setattr(TokenCounter, "_spill", spill)
+    metrics = vocab_stage(demo / "tokens", tmp_path / "vocab", VocabConfig())
+    assert spills  # the stage read its counts back from the scratch folder
+    assert [p.name for p in tmp_path.iterdir()] == ["vocab"]  # the scratch folder is gone
+    for name in ("vocab.tsv", "metrics.json"):
+        assert (tmp_path / "vocab" / name).read_bytes() == (demo / "vocab" / name).read_bytes()
+    assert (metrics["train_types"], metrics["size"]) == (280, 282)
