@@ -99,6 +99,7 @@ def count_tokens(tokens: pa.ChunkedArray | pa.Array) -> pa.Table:
     return pa.table({"token": vc.field("values"), "count": vc.field("counts")})
 
 
+_TOTALS = pa.schema([("token", pa.large_string()), ("count", pa.int64())])
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 
@@ -205,19 +206,16 @@ class TokenCounter:
                 yield sum_counts([pa.Table.from_batches([r.get_batch(p)]) for r in readers])
 
 
-_TOTALS = pa.schema([("token", pa.large_string()), ("count", pa.int64())])
-
-
 class TopTokens:
-    """The vocabulary's words from exact totals that arrive in pieces (each token in one piece):
-    tokens counted at least ``min_freq`` times, by count descending then token (code-point
-    order), at most ``limit`` of them (0 = all). Holds the best ``limit`` so far plus a buffer,
-    never every distinct token, and counts the distinct tokens it saw (``types``)."""
+    """The vocabulary from exact totals that arrive in pieces (each token in one piece): the
+    specials, then tokens counted at least ``min_freq`` times, by count descending then token
+    (code-point order), ``max_size`` ids in all (0 = no cap). Holds the best so far plus a
+    buffer, never every distinct token, and counts the distinct tokens it saw (``types``)."""
 
     _ORDER = [("count", "descending"), ("token", "ascending")]
 
-    def __init__(self, min_freq: int, limit: int) -> None:
-        self.min_freq, self.limit = min_freq, limit
+    def __init__(self, min_freq: int, max_size: int) -> None:
+        self.min_freq, self.limit = min_freq, max(max_size - len(SPECIALS), 0) if max_size else None
         self.types = 0
         self._kept: list[pa.Table] = []
         self._rows = 0
@@ -229,13 +227,13 @@ class TopTokens:
                                        pc.invert(pc.is_in(totals.column("token"), pa.array(SPECIALS, pa.large_string())))))
         self._kept.append(totals)
         self._rows += totals.num_rows
-        if self.limit and self._rows > max(2 * self.limit, 1 << 20):
+        if self.limit is not None and self._rows > max(2 * self.limit, 1 << 20):
             self._select()
 
     def _select(self) -> pa.Table:
         table = pa.concat_tables(self._kept)
         table = table.take(pc.sort_indices(table, sort_keys=self._ORDER))
-        if self.limit:
+        if self.limit is not None:
             table = table.slice(0, self.limit)
         self._kept, self._rows = [table], table.num_rows
         return table
@@ -251,7 +249,7 @@ def build_vocab(tokens: pa.ChunkedArray | pa.Array, min_freq: int = 1, max_size:
 
     ``max_size`` counts the specials; 0 means no cap (:class:`VocabConfig` checks both).
     """
-    top = TopTokens(min_freq, max_size - len(SPECIALS) if max_size else 0)
+    top = TopTokens(min_freq, max_size)
     top.add(count_tokens(tokens))
     return top.vocabulary()
 
@@ -291,7 +289,7 @@ def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, cfg: VocabConfig,
     verify_dir(tokens_dir, "tokenize")
     if not (tokens_dir / "train.arrow").exists():
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
-    top = TopTokens(cfg.min_freq, cfg.max_size - len(SPECIALS) if cfg.max_size else 0)
+    top = TopTokens(cfg.min_freq, cfg.max_size)
     with scratch_dir(out_dir) as scratch:
         for totals in count(tokens_dir / "train.arrow", scratch):
             top.add(totals)

@@ -110,7 +110,7 @@ def test_token_counter_spills_parts_and_sums_them_exactly(demo, monkeypatch, tmp
     assert len(spilling.spills) > 3 and sorted(tmp_path.iterdir()) == spilling.spills
     assert len(pieces) == 5
     exact(pieces)
-    top = TopTokens(min_freq=2, limit=48)
+    top = TopTokens(min_freq=2, max_size=50)
     for piece in pieces:
         top.add(piece)
     spilled, whole = top.vocabulary(), build_vocab(tokens, min_freq=2, max_size=50)
