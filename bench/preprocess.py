@@ -60,24 +60,22 @@ def plain_spacy_loop(data: Path) -> tuple[float, int]:
 def run_pipeline(data: Path, work: Path) -> dict:
     # the shipped defaults (pipeline.config), as `dvc repro` runs them
     cfg = DatasetConfig(name="imdb", source="files", path=str(data)).resolve()
-    times = {}
-    with PeakRSS() as rss:
-        t = time.perf_counter()
-        ingest(cfg, work / "raw")
-        times["ingest"] = time.perf_counter() - t
-        t = time.perf_counter()
-        tok, _ = tokenize_dataset(work / "raw", work / "tokens", TokenizeConfig())
-        times["tokenize"] = time.perf_counter() - t
-        t = time.perf_counter()
-        vocab_stage(work / "tokens", work / "vocab", VocabConfig())
-        times["vocab"] = time.perf_counter() - t
-        t = time.perf_counter()
-        bucket_stage(work / "tokens", work / "vocab" / "vocab.tsv", work / "ids", BucketConfig())
-        times["bucket"] = time.perf_counter() - t
-        t = time.perf_counter()
-        shard_stage(work / "ids", work / "vocab" / "vocab.tsv", work / "shards", ShardConfig())
-        times["shard"] = time.perf_counter() - t
-    return {"seconds": times, "total": sum(times.values()), "tokens": tok["tokens"], "peak_mem_mb": rss.peak / 2**20}
+    stages = {
+        "ingest": lambda: ingest(cfg, work / "raw"),
+        "tokenize": lambda: tokenize_dataset(work / "raw", work / "tokens", TokenizeConfig())[0],
+        "vocab": lambda: vocab_stage(work / "tokens", work / "vocab", VocabConfig()),
+        "bucket": lambda: bucket_stage(work / "tokens", work / "vocab" / "vocab.tsv", work / "ids", BucketConfig()),
+        "shard": lambda: shard_stage(work / "ids", work / "vocab" / "vocab.tsv", work / "shards", ShardConfig()),
+    }
+    times, peaks, results = {}, {}, {}
+    for name, run in stages.items():  # each stage's own peak: which one grows with the data
+        with PeakRSS() as rss:
+            t = time.perf_counter()
+            results[name] = run()
+            times[name] = time.perf_counter() - t
+        peaks[name] = round(rss.peak / 2**20, 1)
+    return {"seconds": times, "total": sum(times.values()), "tokens": results["tokenize"]["tokens"],
+            "peak_mem_mb": max(peaks.values()), "stage_peak_mb": peaks}
 
 
 def scaled_copy(data: Path, scale: int, dest: Path) -> Path:
@@ -110,7 +108,9 @@ def scale_series(data: Path, scales: list[int], repeats: int) -> dict:
             series[f"x{scale}"] = {"train_rows": 25000 * scale, "seconds": round(med(r["total"] for r in runs), 2),
                                    "peak_mem_mb_pss_sum": round(med(r["peak_mem_mb"] for r in runs), 1),
                                    "runs_seconds": [round(r["total"], 2) for r in runs],
-                                   "runs_peak_mb": [round(r["peak_mem_mb"], 1) for r in runs]}
+                                   "runs_peak_mb": [round(r["peak_mem_mb"], 1) for r in runs],
+                                   "stage_peak_mb": {k: med(r["stage_peak_mb"][k] for r in runs)
+                                                     for k in runs[0]["stage_peak_mb"]}}
     base = series[f"x{scales[0]}"]
     for key, row in series.items():
         row["time_ratio"] = round(row["seconds"] / base["seconds"], 3)
@@ -155,6 +155,7 @@ def main() -> None:
         "plain_spacy_loop_tokens_per_s": round(plains[0][1] / plain_s),
         "tokenize_vs_plain_ratio": round(tok_s / plain_s, 3),
         "peak_memory_mb_pss_sum": round(max(r["peak_mem_mb"] for r in runs), 1),
+        "stage_peak_mb": {k: statistics.median(r["stage_peak_mb"][k] for r in runs) for k in runs[0]["stage_peak_mb"]},
         "ru_maxrss_children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }, indent=2))
 

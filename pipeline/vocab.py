@@ -145,10 +145,10 @@ class TokenCounter:
     empty again. :meth:`totals` then sums each part over the files on its own:
     every count of a token lies in the same part, so each part's sums are exact.
 
-    Memory: at most ``SPILL_TYPES`` + ``MERGE_ROWS`` rows while counting (~200 MB
+    Memory: at most ``SPILL_TYPES`` + ``MERGE_ROWS`` rows while counting (~250 MB
     with the hash table), and one part's distinct tokens, 1/``PARTS`` of the
     split's, at the end: under ``SPILL_TYPES`` up to 64 M distinct tokens (IMDB's
-    train split has 88 k), growing slowly beyond. Without ``scratch`` (a Ray
+    train split has 82 k), growing slowly beyond. Without ``scratch`` (a Ray
     task's few batches) nothing is written.
     """
 
