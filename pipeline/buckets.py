@@ -11,6 +11,8 @@ Output contract (``<out>/``)::
     buckets.json    the bucket upper bounds (inclusive) computed on train
     metrics.json    padding waste (pad tokens / all tokens) of a batch of
                     ``batch_size`` with random vs length-bucketed batching, per split
+                    (random: on a uniform sample of ``LengthStats.SAMPLE`` rows when
+                    a split has more)
     params.json     the params of tokenize, vocab and bucket (so downstream
                     stages and `predict` can tokenize new text the same way)
 """
@@ -31,25 +33,66 @@ from .schema import SPLITS
 from .vocab import UNK_ID, Vocabulary
 
 
-def bucket_boundaries(lengths: np.ndarray, spec: int | Sequence[int]) -> list[int]:
+class LengthStats:
+    """A split's row lengths in memory that does not grow with its rows: a histogram (exact bucket
+    bounds, bucket sizes and sorted-batch padding) and a uniform sample of up to ``SAMPLE`` rows
+    (random-batch padding), which holds every row, in order, while there are no more than that."""
+
+    SAMPLE = 1 << 20
+
+    def __init__(self, seed: int = 0) -> None:
+        self.counts = np.zeros(1, np.int64)  # counts[L] = rows of length L
+        self.rows = 0
+        self.sample = np.zeros(0, np.int64)
+        self._rng = np.random.default_rng([seed, 1])  # not the seed's own stream: random_padding_waste's
+
+    def add(self, lengths: np.ndarray) -> None:
+        lengths = np.asarray(lengths, np.int64)
+        hist = np.bincount(lengths) if len(lengths) else np.zeros(1, np.int64)
+        if len(hist) > len(self.counts):
+            self.counts = np.concatenate([self.counts, np.zeros(len(hist) - len(self.counts), np.int64)])
+        self.counts[:len(hist)] += hist
+        room = max(self.SAMPLE - len(self.sample), 0)
+        self.sample = np.concatenate([self.sample, lengths[:room]])
+        rest = lengths[room:]
+        if len(rest):  # reservoir sampling: row i replaces a random slot with probability SAMPLE / (i + 1)
+            slot = self._rng.integers(0, self.rows + room + np.arange(len(rest)) + 1)
+            keep = slot < self.SAMPLE
+            self.sample[slot[keep]] = rest[keep]
+        self.rows += len(lengths)
+
+    @property
+    def longest(self) -> int:
+        nonzero = np.flatnonzero(self.counts)
+        return int(nonzero[-1]) if len(nonzero) else 0
+
+
+def bucket_boundaries(stats: LengthStats, spec: int | Sequence[int]) -> list[int]:
     """Inclusive upper bounds of the length buckets.
 
     ``spec`` is either an explicit increasing list of bounds (a last bucket for
     longer rows is added) or a number of buckets placed at length quantiles, so
-    each holds about the same number of rows. The last bound is always the
-    longest length, so every row falls in a bucket. (:class:`BucketConfig`
+    each holds about the same number of rows (``np.quantile(lengths, i / n,
+    method="inverted_cdf")``, computed on the histogram). The last bound is always
+    the longest length, so every row falls in a bucket. (:class:`BucketConfig`
     checks ``spec``.)
     """
-    lengths = np.asarray(lengths)
-    longest = int(lengths.max()) if len(lengths) else 0
+    longest = stats.longest
     if isinstance(spec, (list, tuple)):
         bounds = [int(b) for b in spec]
     else:
         n = int(spec)
-        qs = np.quantile(lengths, np.arange(1, n + 1) / n, method="inverted_cdf") if len(lengths) else []
-        bounds = sorted({int(q) for q in qs})
+        bounds = sorted({int(q) for q in _quantiles(stats.counts, np.arange(1, n + 1) / n)}) if stats.rows else []
     bounds = [b for b in bounds if b < longest] + [max(longest, 1)]
     return bounds
+
+
+def _quantiles(counts: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """``np.quantile(lengths, qs, method="inverted_cdf")`` of the rows a length histogram describes."""
+    index = counts.sum() * qs - 1  # numpy's rank arithmetic for inverted_cdf, to the bit
+    previous = np.floor(index)
+    rank = np.where(index - previous == 0, previous, previous + 1).astype(np.int64).clip(min=0)
+    return np.searchsorted(np.cumsum(counts), rank, side="right")
 
 
 def assign_buckets(lengths: np.ndarray, bounds: Sequence[int]) -> np.ndarray:
@@ -58,22 +101,33 @@ def assign_buckets(lengths: np.ndarray, bounds: Sequence[int]) -> np.ndarray:
     return np.minimum(idx, len(bounds) - 1).astype(np.int16)
 
 
-def padding_waste(lengths: np.ndarray, batch_size: int, buckets: np.ndarray | None = None, seed: int = 0) -> float:
-    """Pad tokens / all tokens over batches of ``batch_size``, padded to each batch's longest row.
+def bucket_rows(stats: LengthStats, bounds: Sequence[int]) -> list[int]:
+    """Rows per bucket."""
+    buckets = assign_buckets(np.arange(len(stats.counts)), bounds)
+    return np.bincount(buckets, weights=stats.counts, minlength=len(bounds)).astype(np.int64).tolist()
 
-    Random batching when ``buckets`` is None; otherwise rows are sorted by
-    length within each bucket and batches are cut from the sorted run, as the
-    training sampler does.
-    """
+
+def sorted_padding_waste(stats: LengthStats, batch_size: int) -> float:
+    """Pad tokens / all tokens when rows sorted by length are cut into batches of ``batch_size``, each
+    padded to its longest row (as the training sampler does within a bucket; buckets are ranges
+    of length, so sorting by bucket then length is sorting by length). Exact, from the histogram:
+    a full batch ends at every ``batch_size``-th row, the last partial one at the longest."""
+    if not stats.rows:
+        return 0.0
+    length = np.arange(len(stats.counts))
+    full_batches_ending = np.diff(np.cumsum(stats.counts) // batch_size, prepend=0)
+    padded = int((full_batches_ending * length).sum()) * batch_size + (stats.rows % batch_size) * stats.longest
+    real = int((stats.counts * length).sum())
+    return round((padded - real) / padded, 6) if padded else 0.0
+
+
+def random_padding_waste(lengths: np.ndarray, batch_size: int, seed: int = 0) -> float:
+    """Pad tokens / all tokens over batches of ``batch_size`` rows in a random order (seeded), each
+    padded to its longest row: what batching without length buckets would waste."""
     lengths = np.asarray(lengths, dtype=np.int64)
     if len(lengths) == 0:
         return 0.0
-    rng = np.random.default_rng(seed)
-    if buckets is None:
-        order = rng.permutation(len(lengths))
-    else:
-        # sort by (bucket, length): within a bucket, neighbours have similar lengths
-        order = np.lexsort((lengths, np.asarray(buckets)))
+    order = np.random.default_rng(seed).permutation(len(lengths))
     padded = 0
     for start in range(0, len(order), batch_size):
         batch = lengths[order[start:start + batch_size]]
@@ -149,13 +203,13 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
     return offsets
 
 
-def encoded_lengths(tokens_path: Path, max_len: int) -> np.ndarray:
-    """The length every row will have after :func:`encode_split` (truncated; empty -> 1), read column-only."""
-    parts = [b.column(0).to_numpy() for b in iter_arrow(tokens_path, ["length"])]
-    lengths = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-    if max_len:
-        lengths = np.minimum(lengths, max_len)
-    return np.maximum(lengths, 1)
+def encoded_lengths(tokens_path: Path, max_len: int, seed: int = 0) -> LengthStats:
+    """The lengths rows will have after :func:`encode_split` (truncated; empty -> 1), read column-only."""
+    stats = LengthStats(seed)
+    for batch in iter_arrow(tokens_path, ["length"]):
+        lengths = batch.column(0).to_numpy().astype(np.int64)
+        stats.add(np.maximum(np.minimum(lengths, max_len) if max_len else lengths, 1))
+    return stats
 
 
 IDS_SCHEMA = pa.schema([("ids", pa.list_(pa.int32())), ("label", pa.int64()), ("length", pa.int32()),
@@ -163,8 +217,8 @@ IDS_SCHEMA = pa.schema([("ids", pa.list_(pa.int32())), ("label", pa.int64()), ("
 
 
 def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | Path, cfg: BucketConfig) -> dict:
-    """Encode every split batch by batch into ``out_dir``. Only per-row lengths (a few bytes a row) are held
-    whole: they give the train quantiles and the padding-waste figures."""
+    """Encode every split batch by batch into ``out_dir``. Nothing is held per row: the lengths' histogram
+    and a bounded sample (:class:`LengthStats`) give the train quantiles and the padding-waste figures."""
     tokens_dir = Path(tokens_dir)
     verify_dir(tokens_dir, "tokenize")
     verify_dir(Path(vocab_path).parent, "vocab")
@@ -172,7 +226,7 @@ def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | 
     splits = [s for s in SPLITS if (tokens_dir / f"{s}.arrow").exists()]
     if "train" not in splits:
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
-    lengths = {split: encoded_lengths(tokens_dir / f"{split}.arrow", cfg.max_len) for split in splits}
+    lengths = {split: encoded_lengths(tokens_dir / f"{split}.arrow", cfg.max_len, cfg.seed) for split in splits}
     bounds = bucket_boundaries(lengths["train"], cfg.boundaries)
     stats: dict = {"splits": {}}
     with sealed_dir(out_dir) as tmp:
@@ -187,12 +241,11 @@ def bucket_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str | 
                     buckets = assign_buckets(table.column("length").to_numpy(), bounds)
                     writer.write(table.append_column("bucket", pa.array(buckets)).cast(schema))
                     counts = {k: counts[k] + c[k] for k in counts}
-            buckets = assign_buckets(lengths[split], bounds)
             stats["splits"][split] = {
                 **counts,
-                "padding_waste_random": padding_waste(lengths[split], cfg.batch_size, None, cfg.seed),
-                "padding_waste_bucketed": padding_waste(lengths[split], cfg.batch_size, buckets, cfg.seed),
-                "bucket_rows": np.bincount(buckets, minlength=len(bounds)).tolist(),
+                "padding_waste_random": random_padding_waste(lengths[split].sample, cfg.batch_size, cfg.seed),
+                "padding_waste_bucketed": sorted_padding_waste(lengths[split], cfg.batch_size),
+                "bucket_rows": bucket_rows(lengths[split], bounds),
             }
         stats["boundaries"] = bounds
         stats["batch_size"] = cfg.batch_size

@@ -200,8 +200,8 @@ class TokenCounter:
             return
         if self._counts is not None:
             self._spill()
-        with contextlib.ExitStack() as stack:
-            readers = [pa.ipc.open_file(stack.enter_context(pa.OSFile(str(p)))) for p in self.spills]  # read, not mapped: a part at a time in memory
+        with contextlib.ExitStack() as stack:  # files read, not mapped: one part at a time in memory
+            readers = [pa.ipc.open_file(stack.enter_context(pa.OSFile(str(p)))) for p in self.spills]
             for p in range(self.PARTS):
                 yield sum_counts([pa.Table.from_batches([r.get_batch(p)]) for r in readers])
 
@@ -223,8 +223,8 @@ class TopTokens:
     def add(self, totals: pa.Table) -> None:
         self.types += totals.num_rows
         totals = totals.select(["token", "count"]).cast(_TOTALS)
-        totals = totals.filter(pc.and_(pc.greater_equal(totals.column("count"), self.min_freq),
-                                       pc.invert(pc.is_in(totals.column("token"), pa.array(SPECIALS, pa.large_string())))))
+        words = pc.invert(pc.is_in(totals.column("token"), pa.array(SPECIALS, pa.large_string())))
+        totals = totals.filter(pc.and_(pc.greater_equal(totals.column("count"), self.min_freq), words))
         self._kept.append(totals)
         self._rows += totals.num_rows
         if self.limit is not None and self._rows > max(2 * self.limit, 1 << 20):

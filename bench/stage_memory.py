@@ -1,0 +1,120 @@
+"""Peak memory of the vocab and bucket stages as a corpus grows, on synthetic token files.
+
+``--stage vocab``: real corpora bring new tokens as they grow (names, numbers,
+typos, URLs), so the distinct tokens of the train split grow with the corpus.
+The token file holds ``--docs`` documents of 50 tokens: 25 drawn from 50,000
+common words (Zipf-distributed) and 25 seen nowhere else, so ~25 × docs
+distinct tokens; the vocab stage (shipped params: 40,000 ids) runs on it.
+
+``--stage bucket``: the rows grow. ``--docs`` documents of 1 to 60 common words
+(a vocabulary built first, not measured); the bucket stage (shipped params)
+runs on them.
+
+Each size runs in a fresh process; the JSON line per size gives the stage's
+time and its peak memory (sum of PSS over the process tree, every 250 ms).
+
+    python bench/stage_memory.py --stage vocab --docs 40000 160000 640000     # 1 M, 4 M, 16 M distinct tokens
+    python bench/stage_memory.py --stage bucket --docs 1000000 4000000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+from pipeline.config import TokenizeConfig  # noqa: E402
+from pipeline.fileio import ArrowWriter, write_json  # noqa: E402
+from pipeline.integrity import sealed_dir  # noqa: E402
+
+COMMON, DOCS_PER_BATCH = 50_000, 20_000
+SCHEMA = pa.schema([("tokens", pa.list_(pa.string())), ("label", pa.int64()), ("length", pa.int32())])
+
+
+def words(first: int, n: int, letters: int = 7) -> pa.Array:
+    """``n`` distinct lowercase strings, the base-26 digits of first .. first + n - 1 after a "w"."""
+    digits = (np.arange(first, first + n, dtype=np.int64)[:, None] // 26 ** np.arange(letters)) % 26
+    data = np.concatenate([np.full((n, 1), ord("w")), digits + ord("a")], axis=1).astype(np.uint8)
+    offsets = np.arange(0, (n + 1) * (letters + 1), letters + 1, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data.tobytes()))
+
+
+def batch_of(vocab: pa.Array, index: np.ndarray, lengths: np.ndarray) -> pa.Table:
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    tokens = pa.ListArray.from_arrays(pa.array(offsets), vocab.take(pa.array(index)))
+    return pa.table({"tokens": tokens, "label": pa.array(np.arange(len(lengths)) % 2),
+                     "length": pa.array(lengths.astype(np.int32))}, schema=SCHEMA)
+
+
+def write_corpus(tokens_dir: Path, docs: int, stage: str) -> None:
+    """A sealed tokenize folder whose train.arrow holds ``docs`` documents (see the module doc)."""
+    rng = np.random.default_rng(0)
+    common = words(26 ** 6, COMMON)  # a range of its own: no new token equals a common one
+    with sealed_dir(tokens_dir) as tmp, ArrowWriter(tmp / "train.arrow", SCHEMA) as writer:
+        for start in range(0, docs, DOCS_PER_BATCH):
+            n = min(DOCS_PER_BATCH, docs - start)
+            if stage == "vocab":  # 25 common words then 25 new ones a doc
+                lengths = np.full(n, 50)
+                frequent = np.minimum(rng.zipf(1.2, (n, 25)) - 1, COMMON - 1)
+                new = COMMON + np.arange(n * 25).reshape(n, 25)
+                vocab = pa.concat_arrays([common, words(start * 25, n * 25)])
+                index = np.concatenate([frequent, new], axis=1).ravel()
+            else:
+                lengths = rng.integers(1, 61, n)
+                vocab, index = common, np.minimum(rng.zipf(1.2, int(lengths.sum())) - 1, COMMON - 1)
+            writer.write(batch_of(vocab, index, lengths))
+        write_json(tmp / "params.json", {"tokenize": TokenizeConfig().content_params()})
+
+
+def run_stage(stage: str, work: Path) -> dict:
+    """The stage in this process (which runs nothing else), with its time and peak memory."""
+    from bench.peak_memory import PeakRSS
+    from pipeline.buckets import bucket_stage
+    from pipeline.config import BucketConfig, VocabConfig
+    from pipeline.vocab import vocab_stage
+
+    if stage == "bucket":
+        vocab_stage(work / "tokens", work / "vocab", VocabConfig())
+    start = time.perf_counter()
+    with PeakRSS() as peak:
+        if stage == "vocab":
+            metrics = vocab_stage(work / "tokens", work / "vocab", VocabConfig())
+            figures = {"train_types": metrics["train_types"], "size": metrics["size"]}
+        else:
+            stats = bucket_stage(work / "tokens", work / "vocab" / "vocab.tsv", work / "ids", BucketConfig())
+            figures = {"padding_waste": [stats["splits"]["train"][k] for k in ("padding_waste_random",
+                                                                                "padding_waste_bucketed")]}
+    return {"seconds": round(time.perf_counter() - start, 1), "peak_mem_mb_pss_sum": round(peak.peak / 2**20),
+            **figures}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stage", choices=("vocab", "bucket"), default="vocab")
+    ap.add_argument("--docs", type=int, nargs="+", default=[40_000, 160_000, 640_000])
+    ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)  # internal: run the stage on this folder
+    args = ap.parse_args()
+    if args.work:
+        print(json.dumps(run_stage(args.stage, args.work)))
+        return
+    for docs in args.docs:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_corpus(Path(tmp) / "tokens", docs, args.stage)
+            out = subprocess.run([sys.executable, __file__, "--stage", args.stage, "--work", tmp],
+                                 capture_output=True, text=True, check=True).stdout
+            print(json.dumps({"stage": args.stage, "docs": docs, **json.loads(out)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
