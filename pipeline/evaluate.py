@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device
 from .config import EvaluateConfig
-from .fileio import read_json, write_csv, write_json, write_text
+from .fileio import iter_parquet, read_json, write_csv, write_json, write_text
 from .integrity import sealed_dir, verify_dir
 from .inference import predict_split
 from .report import plot_confusion, plot_curves, render_report
@@ -63,10 +63,9 @@ def pick_examples(actual: np.ndarray, predicted: np.ndarray, n: int, seed: int =
 def raw_rows_at(raw_path: Path, rows: np.ndarray) -> dict[int, dict]:
     """Text (and id, when the raw split has one) of the given row numbers, read batch by batch so
     memory does not grow with the split."""
-    source = pq.ParquetFile(raw_path)
-    columns = [c for c in ("id", "text") if c in source.schema_arrow.names]
+    columns = [c for c in ("id", "text") if c in pq.read_schema(raw_path).names]
     wanted, found, start = np.unique(rows.astype(np.int64)), {}, 0
-    for batch in source.iter_batches(batch_size=8192, columns=columns):
+    for batch in iter_parquet(raw_path, 8192, columns):
         end = start + batch.num_rows
         for r in wanted[(wanted >= start) & (wanted < end)]:
             found[int(r)] = {c: batch.column(c)[int(r) - start].as_py() for c in columns}

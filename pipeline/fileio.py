@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 def _alive(pid: int) -> bool:
@@ -195,6 +196,13 @@ def iter_arrow(path: str | os.PathLike, columns: list[str] | None = None) -> Ite
         for i in range(reader.num_record_batches):
             batch = reader.get_batch(i)
             yield batch.select(columns) if columns else batch
+
+
+def iter_parquet(path: str | os.PathLike, batch_size: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """Record batches of a Parquet file, a row group at a time. Without ``pre_buffer=False`` pyarrow
+    keeps every row group's bytes it has read until the file is closed (apache/arrow#39808), so a
+    pass over a split would grow with the split."""
+    yield from pq.ParquetFile(str(path), pre_buffer=False).iter_batches(batch_size=batch_size, columns=columns)
 
 
 def read_arrow_batch(path: str | os.PathLike, index: int, column: str) -> pa.Array:

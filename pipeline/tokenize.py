@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .config import TokenizeConfig
 from .errors import PipelineError
-from .fileio import ArrowWriter, write_json
+from .fileio import ArrowWriter, iter_parquet, write_json
 from .integrity import sealed_dir, verify_dir
 from .procs import quiet_worker
 from .schema import SPLITS
@@ -254,7 +254,7 @@ def local_token_batches(tok: ParallelTokenizer, raw_paths: Sequence[Path]) -> It
     def chunks() -> Iterator[list[str]]:
         nonlocal left
         for path in raw_paths:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=tok.chunk_size, columns=["text", "label"]):
+            for batch in iter_parquet(path, tok.chunk_size, ["text", "label"]):
                 step = max(1, tok.chunk_size // 4) if left <= tail else len(batch)
                 left -= len(batch)
                 for start in range(0, len(batch), step):

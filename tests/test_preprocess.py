@@ -375,3 +375,22 @@ def test_iter_arrow_reads_only_the_columns_asked_for_in_their_order(tmp_path):
     # read into Arrow's memory pool, not memory-mapped: mapped pages once read stay in the process's PSS
     assert pa.total_allocated_bytes() - allocated_before >= sum(b.nbytes for b in batches)
     assert pa.Table.from_batches(batches).equals(table)
+
+
+def test_iter_parquet_holds_one_row_group_not_the_file(tmp_path):
+    import pyarrow as pa
+
+    from pipeline.fileio import iter_parquet
+
+    rng = np.random.default_rng(0)
+    rows = 40_000
+    text = pa.array(["".join(map(chr, rng.integers(97, 123, 100))) for _ in range(rows)])  # incompressible
+    pq.write_table(pa.table({"text": text, "label": np.arange(rows)}), tmp_path / "t.parquet", row_group_size=1000)
+    size = (tmp_path / "t.parquet").stat().st_size
+    before, peak, seen = pa.total_allocated_bytes(), 0, []
+    for batch in iter_parquet(tmp_path / "t.parquet", 300, ["text", "label"]):
+        peak = max(peak, pa.total_allocated_bytes() - before)
+        seen.append(batch.column("label").to_numpy())
+    assert np.concatenate(seen).tolist() == list(range(rows))
+    # pyarrow's pre_buffer would hold every row group read so far: the whole file by the end
+    assert peak < size / 4
