@@ -384,7 +384,7 @@ def test_iter_parquet_holds_one_row_group_not_the_file(tmp_path):
 
     rng = np.random.default_rng(0)
     rows = 40_000
-    text = pa.array(["".join(map(chr, rng.integers(97, 123, 100))) for _ in range(rows)])  # incompressible
+    text = pa.array(["".join(map(chr, rng.integers(97, 123, 100))) for _ in range(rows)])  # random letters: little to compress
     pq.write_table(pa.table({"text": text, "label": np.arange(rows)}), tmp_path / "t.parquet", row_group_size=1000)
     size = (tmp_path / "t.parquet").stat().st_size
     before, peak, seen = pa.total_allocated_bytes(), 0, []
