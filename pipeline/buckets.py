@@ -53,7 +53,8 @@ class LengthStats:
             self.counts = np.concatenate([self.counts, np.zeros(len(hist) - len(self.counts), np.int64)])
         self.counts[:len(hist)] += hist
         room = max(self.SAMPLE - len(self.sample), 0)
-        self.sample = np.concatenate([self.sample, lengths[:room]])
+        if room:  # once the sample is full it is only written into, never copied
+            self.sample = np.concatenate([self.sample, lengths[:room]])
         rest = lengths[room:]
         if len(rest):  # reservoir sampling: row i replaces a random slot with probability SAMPLE / (i + 1)
             slot = self._rng.integers(0, self.rows + room + np.arange(len(rest)) + 1)
