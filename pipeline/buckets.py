@@ -118,8 +118,7 @@ def sorted_padding_waste(stats: LengthStats, batch_size: int) -> float:
     length = np.arange(len(stats.counts))
     full_batches_ending = np.diff(np.cumsum(stats.counts) // batch_size, prepend=0)
     padded = int((full_batches_ending * length).sum()) * batch_size + (stats.rows % batch_size) * stats.longest
-    real = int((stats.counts * length).sum())
-    return round((padded - real) / padded, 6) if padded else 0.0
+    return _waste(padded, int((stats.counts * length).sum()))
 
 
 def random_padding_waste(lengths: np.ndarray, batch_size: int, seed: int = 0) -> float:
@@ -133,7 +132,11 @@ def random_padding_waste(lengths: np.ndarray, batch_size: int, seed: int = 0) ->
     for start in range(0, len(order), batch_size):
         batch = lengths[order[start:start + batch_size]]
         padded += int(batch.max()) * len(batch)
-    real = int(lengths.sum())
+    return _waste(padded, int(lengths.sum()))
+
+
+def _waste(padded: int, real: int) -> float:
+    """Pad tokens / all tokens, as the metrics report it."""
     return round((padded - real) / padded, 6) if padded else 0.0
 
 

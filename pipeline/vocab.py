@@ -217,7 +217,7 @@ class TopTokens:
     def __init__(self, min_freq: int, max_size: int) -> None:
         self.min_freq, self.limit = min_freq, max(max_size - len(SPECIALS), 0) if max_size else None
         self.types = 0
-        self._kept: list[pa.Table] = []
+        self._kept: list[pa.Table] = [_TOTALS.empty_table()]
         self._rows = 0
 
     def add(self, totals: pa.Table) -> None:
@@ -239,7 +239,7 @@ class TopTokens:
         return table
 
     def vocabulary(self) -> "Vocabulary":
-        table = self._select() if self._kept else pa.table({"token": [], "count": []}, schema=_TOTALS)
+        table = self._select()
         return Vocabulary(list(SPECIALS) + table.column("token").to_pylist(),
                           [0] * len(SPECIALS) + table.column("count").to_pylist())
 
