@@ -13,6 +13,9 @@ With --scales, the same ingest -> shard on the train file concatenated N times
 and peak memory (sum of PSS over the process tree) stays flat:
 
     python bench/preprocess.py --scales 1,2,4 --repeats 3
+
+The scaled train file has one row group per copy of IMDB's train split (25,000 rows); with
+--one-row-group it is one row group, as pyarrow and pandas write up to 1,048,576 rows.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,13 +82,17 @@ def run_pipeline(data: Path, work: Path) -> dict:
             "peak_mem_mb": max(peaks.values()), "stage_peak_mb": peaks}
 
 
-def scaled_copy(data: Path, scale: int, dest: Path) -> Path:
-    """``dest`` holding the train file concatenated ``scale`` times and the same test file."""
+def scaled_copy(data: Path, scale: int, dest: Path, one_row_group: bool = False) -> Path:
+    """``dest`` holding the train file concatenated ``scale`` times (a row group per copy, or one
+    row group) and the same test file."""
     dest.mkdir(parents=True, exist_ok=True)
     train = pq.read_table(data / "train.parquet")
     with pq.ParquetWriter(dest / "train.parquet", train.schema) as writer:
-        for _ in range(scale):
-            writer.write_table(train)
+        if one_row_group:
+            writer.write_table(pa.concat_tables([train] * scale), row_group_size=train.num_rows * scale)
+        else:
+            for _ in range(scale):
+                writer.write_table(train)
     shutil.copy(data / "test.parquet", dest / "test.parquet")
     return dest
 
@@ -97,12 +105,12 @@ def pipeline_in_fresh_process(data: Path) -> dict:
     return json.loads(out)
 
 
-def scale_series(data: Path, scales: list[int], repeats: int) -> dict:
+def scale_series(data: Path, scales: list[int], repeats: int, one_row_group: bool = False) -> dict:
     """ingest -> shard at each scale, each run in a fresh process (its own peak memory); medians."""
     series = {}
     with tempfile.TemporaryDirectory() as tmp:
         for scale in scales:
-            copy = scaled_copy(data, scale, Path(tmp) / f"x{scale}")
+            copy = scaled_copy(data, scale, Path(tmp) / f"x{scale}", one_row_group)
             runs = [pipeline_in_fresh_process(copy) for _ in range(repeats)]
             med = statistics.median
             series[f"x{scale}"] = {"train_rows": 25000 * scale, "seconds": round(med(r["total"] for r in runs), 2),
@@ -123,6 +131,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "imdb"))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--scales", default="", help="e.g. 1,2,4: ingest->shard on train x N (fresh process each)")
+    ap.add_argument("--one-row-group", action="store_true", help="the scaled train file as one row group")
     ap.add_argument("--pipeline-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     data = Path(args.data)
@@ -135,7 +144,8 @@ def main() -> None:
     if args.scales:
         scales = [int(x) for x in args.scales.split(",")]
         print(json.dumps({"machine": {"cores": os.cpu_count()}, "repeats": args.repeats,
-                          "series": scale_series(data, scales, args.repeats)}, indent=2))
+                          "one_row_group": args.one_row_group,
+                          "series": scale_series(data, scales, args.repeats, args.one_row_group)}, indent=2))
         return
     runs, plains = [], []
     for _ in range(args.repeats):

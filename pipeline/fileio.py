@@ -198,11 +198,19 @@ def iter_arrow(path: str | os.PathLike, columns: list[str] | None = None) -> Ite
             yield batch.select(columns) if columns else batch
 
 
-def iter_parquet(path: str | os.PathLike, batch_size: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    """Record batches of a Parquet file, a row group at a time. Without ``pre_buffer=False`` pyarrow
-    keeps every row group's bytes it has read until the file is closed (apache/arrow#39808), so a
-    pass over a split would grow with the split."""
-    yield from pq.ParquetFile(str(path), pre_buffer=False).iter_batches(batch_size=batch_size, columns=columns)
+PARQUET_READ_BUFFER = 1 << 20
+
+
+def iter_parquet(path: str | os.PathLike, batch_size: int, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+    """Record batches of a Parquet file, holding a few pages of it at a time, never a row group
+    (which can be the whole file: pyarrow and pandas write up to a million rows in one).
+
+    - ``pre_buffer=False``: else pyarrow keeps every row group's bytes it has read until the file
+      is closed (apache/arrow#39808), so a pass over a split would grow with the split.
+    - ``buffer_size``: else it reads each column chunk of a row group whole before decoding it.
+    """
+    source = pq.ParquetFile(str(path), pre_buffer=False, buffer_size=PARQUET_READ_BUFFER)
+    yield from source.iter_batches(batch_size=batch_size, columns=columns)
 
 
 def read_arrow_batch(path: str | os.PathLike, index: int, column: str) -> pa.Array:
@@ -228,17 +236,18 @@ def _compact(table: pa.Table) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.concat_arrays(col.chunks) for col in table.columns], schema=table.schema)
 
 
-class ArrowWriter:
-    """Writes an Arrow IPC file incrementally, in record batches of exactly ``ROWS_PER_BATCH`` rows
-    (the last one shorter), so the bytes depend on the rows only, never on how they arrived."""
+class _FixedBatches:
+    """Collects rows and writes them in record batches of exactly ``ROWS_PER_BATCH`` rows (the last one
+    shorter), so what a writer writes depends on the rows only, never on how they arrived."""
 
-    def __init__(self, path: str | os.PathLike, schema: pa.Schema):
+    def __init__(self, schema: pa.Schema):
         self.schema = schema
-        self._sink = pa.OSFile(str(path), "wb")
-        self._writer = pa.ipc.new_file(self._sink, schema)
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self.rows = 0
+
+    def _write_batch(self, batch: pa.RecordBatch) -> None:
+        raise NotImplementedError
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
@@ -256,10 +265,22 @@ class ArrowWriter:
         table = pa.Table.from_batches(self._pending, self.schema)
         cut = table.num_rows if final else (table.num_rows // ROWS_PER_BATCH) * ROWS_PER_BATCH
         for start in range(0, cut, ROWS_PER_BATCH):
-            self._writer.write_batch(_compact(table.slice(start, min(ROWS_PER_BATCH, cut - start))))
+            self._write_batch(_compact(table.slice(start, min(ROWS_PER_BATCH, cut - start))))
         rest = table.slice(cut)
         self._pending = rest.to_batches() if rest.num_rows else []
         self._pending_rows = rest.num_rows
+
+
+class ArrowWriter(_FixedBatches):
+    """Writes an Arrow IPC file incrementally, in record batches of exactly ``ROWS_PER_BATCH`` rows."""
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema):
+        super().__init__(schema)
+        self._sink = pa.OSFile(str(path), "wb")
+        self._writer = pa.ipc.new_file(self._sink, schema)
+
+    def _write_batch(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
 
     def close(self) -> None:
         self._flush(final=True)
@@ -275,6 +296,21 @@ class ArrowWriter:
         else:
             self._writer.close()
             self._sink.close()
+
+
+class ParquetWriter(_FixedBatches):
+    """Writes a Parquet file incrementally, one row group of ``ROWS_PER_BATCH`` rows at a time."""
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema):
+        super().__init__(schema)
+        self._writer = pq.ParquetWriter(str(path), schema)
+
+    def _write_batch(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+
+    def close(self) -> None:
+        self._flush(final=True)
+        self._writer.close()
 
 
 _HELD_LOCKS: dict[Path, int] = {}

@@ -19,19 +19,17 @@ import re
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .config import DataSource, IngestConfig
 from .errors import PipelineError
-from .fileio import ROWS_PER_BATCH, sweep_stale, temp_prefix, write_json
+from .fileio import ParquetWriter, sweep_stale, temp_prefix, write_json
 from .integrity import sealed_dir
 from .schema import SPLITS, labels_metadata
-from .sources import load_splits
+from .sources import SplitRows, load_splits
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -62,12 +60,14 @@ def label_values(split: str, labels: pa.ChunkedArray) -> pa.ChunkedArray:
     raise PipelineError(f"split '{split}' has labels of type {typ}; labels must be class ids or class names")
 
 
-def _label_names(cfg: DataSource, train_labels: pa.ChunkedArray) -> list[str]:
+def _label_names(cfg: DataSource, train: SplitRows) -> list[str]:
     """Class names in id order: ``dataset.labels``, else the distinct training labels, numbers in numeric
     order (``'2'`` before ``'10'``) and names in alphabetical order. Never a class that train lacks."""
     if cfg.labels:
         return [str(x) for x in cfg.labels]
-    values = pc.unique(label_values("train", train_labels).drop_null()).to_pylist()
+    distinct = [pc.unique(label_values("train", batch.column(0)).drop_null())
+                for batch in train.batches([cfg.label_column])]
+    values = pc.unique(pa.chunked_array(distinct, distinct[0].type)).to_pylist() if distinct else []
     strings = [str(v) for v in values]
     numeric = [v for v in strings if _WHOLE.fullmatch(v)]
     if numeric and len(numeric) < len(strings):
@@ -137,7 +137,7 @@ def duplicate_stats(hashes: dict[str, np.ndarray], labels: dict[str, np.ndarray]
     return {"duplicates": dupes, "overlap": overlap}
 
 
-def check_columns(split: str, table: pa.Table, cfg: DataSource) -> None:
+def check_columns(split: str, table: pa.Table | SplitRows, cfg: DataSource) -> None:
     wanted = {cfg.text_column: "text_column", cfg.label_column: "label_column"}
     if cfg.id_column:
         wanted[cfg.id_column] = "id_column"
@@ -205,21 +205,15 @@ def sample_rows(n: int, max_rows: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(n)[:max_rows])
 
 
-def _batches(table: pa.Table) -> Iterator[pa.Table]:
-    for batch in table.to_batches(max_chunksize=ROWS_PER_BATCH):
-        yield pa.Table.from_batches([batch])
-
-
 def ingest(cfg: DataSource, out_dir: str | Path, params: IngestConfig = IngestConfig()) -> dict:
     """Load, validate and write the raw splits of ``cfg`` into ``out_dir``; return the stats.
 
-    Streaming: the source tables (memory-mapped by Hugging Face ``datasets``) are read in record
-    batches twice. The first pass cleans and counts and keeps only each kept row's label id and
+    Streaming: each source split is read in record batches twice (see :mod:`pipeline.sources`). The first pass cleans and counts and keeps only each kept row's label id and
     text fingerprint (16 bytes a row), which decide the stratified carve, the ``max_rows`` sample
     and the duplicate counts; the second cleans again and routes each row to its output split's
-    Parquet writer. Local files are loaded through a cache folder of this run's own beside
-    ``out_dir`` (removed at the end; a killed run's is removed by the next), so they are read by
-    content (see :mod:`pipeline.sources`).
+    Parquet writer. Local files other than Parquet are loaded through a cache folder of this run's
+    own beside ``out_dir`` (removed at the end; a killed run's is removed by the next), so they are
+    read by content.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -229,23 +223,24 @@ def ingest(cfg: DataSource, out_dir: str | Path, params: IngestConfig = IngestCo
         return _ingest(cfg, out_dir, params, load_splits(cfg, cache_dir=cache))
 
 
-def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str, pa.Table]) -> dict:
-    for split, table in raw.items():
-        check_columns(split, table, cfg)
-    names = _label_names(cfg, raw["train"].column(cfg.label_column))
+def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str, SplitRows]) -> dict:
+    for split, rows in raw.items():
+        check_columns(split, rows, cfg)
+    columns = [c for c in (cfg.text_column, cfg.label_column, cfg.id_column) if c]
+    names = _label_names(cfg, raw["train"])
     labels: dict[str, np.ndarray] = {}
     hashes: dict[str, np.ndarray] = {}
     dropped: dict[str, dict] = {}
-    for split, table in raw.items():
+    for split, rows in raw.items():
         parts, fingerprints, counts = [], [], Counter()
-        for batch in _batches(table):
+        for batch in rows.batches(columns):
             clean, d = clean_split(split, batch, cfg, names, params.empty_text)
             parts.append(clean.column("label").to_numpy())
             fingerprints.append(text_hashes(clean.column("text")))
             counts.update(d)
         labels[split] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         hashes[split] = np.concatenate(fingerprints) if fingerprints else np.zeros(0, np.uint64)
-        dropped[split] = dict(counts) or clean_split(split, table.slice(0, 0), cfg, names, params.empty_text)[1]
+        dropped[split] = dict(counts) or clean_split(split, rows.empty(), cfg, names, params.empty_text)[1]
     # Where each kept row goes: its own split, or (train) a carved split; -1 = left out by max_rows.
     dest = {split: np.full(len(labels[split]), SPLITS.index(split), np.int8) for split in raw}
     carved: dict[str, str] = {}
@@ -282,17 +277,17 @@ def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str,
     fields = [("text", pa.string()), ("label", pa.int64())] + ([("id", pa.string())] if cfg.id_column else [])
     schema = pa.schema(fields, metadata=labels_metadata(names))
     with sealed_dir(out_dir) as tmp:
-        writers = {s: pq.ParquetWriter(tmp / f"{s}.parquet", schema) for s in outputs}
-        for split, table in raw.items():
+        writers = {s: ParquetWriter(tmp / f"{s}.parquet", schema) for s in outputs}
+        for split, rows in raw.items():
             offset = 0
-            for batch in _batches(table):
+            for batch in rows.batches(columns):
                 clean, _ = clean_split(split, batch, cfg, names, params.empty_text)
                 where = dest[split][offset:offset + clean.num_rows]
                 offset += clean.num_rows
                 for out in outputs:
                     mask = where == SPLITS.index(out)
                     if mask.any():
-                        writers[out].write_table(clean.filter(pa.array(mask)).cast(schema))
+                        writers[out].write(clean.filter(pa.array(mask)).cast(schema))
         for writer in writers.values():
             writer.close()
         write_json(tmp / "params.json", {"dataset": cfg.record(), "ingest": params.content_params()})

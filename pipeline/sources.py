@@ -1,14 +1,25 @@
 """Reading a dataset's splits from where they live: the shipped demo, local files, or the hub.
 
-Every source goes through Hugging Face ``datasets``: local files through its
-packaged builders (parquet, csv, json), hub ids through ``load_dataset``.
+Each split comes back as :class:`SplitRows`: its columns, and passes over its rows in record
+batches, never the split whole, so a split larger than memory reads like a small one.
+
+- Local Parquet is read with pyarrow, a few thousand rows at a time. Hugging Face's Parquet
+  builder reads a whole row group at a time (and then writes an Arrow copy of the file), and a
+  row group is whatever the file's writer made it: pyarrow and pandas write up to a million rows
+  in one. Dictionary-encoded columns come back decoded, as ``datasets`` gives them.
+- Local CSV, TSV, JSONL and ``.txt`` go through Hugging Face ``datasets``' packaged builders (their
+  parsers define the dialects below), which write an Arrow copy in batches; that copy is then read
+  a batch at a time into memory rather than memory-mapped: pages of a mapped file stay resident in
+  the process once read, so a pass over a split would look like holding it whole.
+- Hub ids go through ``load_dataset`` and its cache, read the same way when the split is exactly
+  its cache files (memory-mapped otherwise: a split such as ``train[:10%]``).
 
 Local files are read by content, never from a stale cache: Hugging Face keys
 its cache of a local file by path and modification time, so a file edited
 with its mtime kept (``cp -p``, ``rsync -t``, a restored backup) would be
-served from the old copy. Local files are therefore loaded into a cache
-folder of this run's own (``cache_dir``), removed when ingest ends, which also
-keeps no copy of the user's data under their home folder.
+served from the old copy. Local files other than Parquet are therefore loaded
+into a cache folder of the caller's own (``cache_dir``), removed when its stage
+ends, which also keeps no copy of the user's data under their home folder.
 """
 from __future__ import annotations
 
@@ -20,12 +31,14 @@ import stat
 import sys
 from urllib.parse import urlparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .config import DataSource
 from .errors import PipelineError
+from .fileio import ROWS_PER_BATCH, iter_parquet
 
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json"}
 # How delimited files are parsed. CSV: RFC 4180 (quoted fields, doubled quotes, embedded newlines).
@@ -33,6 +46,86 @@ FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".jsonl": 
 # an empty field is missing: pandas would otherwise read texts such as "NA", "null" or "nan" as missing.
 DIALECTS: dict[str, dict[str, Any]] = {".csv": {}, ".tsv": {"delimiter": "\t", "quoting": csv.QUOTE_NONE}}
 MISSING = {"keep_default_na": False, "na_values": [""]}
+
+
+class SplitRows:
+    """One split's rows where they live: its schema, and passes over its rows (any number of them) in
+    tables of at most ``ROWS_PER_BATCH`` rows, with only the columns asked for."""
+
+    def __init__(self, schema: pa.Schema, num_rows: int, read: Callable[[list[str] | None], Iterator[pa.RecordBatch]]):
+        self.schema = schema
+        self.num_rows = num_rows
+        self._read = read
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.schema.names
+
+    def batches(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        for batch in self._read(columns):
+            for start in range(0, batch.num_rows, ROWS_PER_BATCH):
+                yield pa.Table.from_batches([batch.slice(start, ROWS_PER_BATCH)])
+
+    def empty(self) -> pa.Table:
+        return self.schema.empty_table()
+
+
+def _decoded(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Dictionary-encoded columns (a pandas ``category``) as plain values, as ``datasets`` gives them."""
+    if not any(pa.types.is_dictionary(t) for t in batch.schema.types):
+        return batch
+    arrays = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def parquet_rows(path: Path) -> SplitRows:
+    """A local Parquet file, read ``ROWS_PER_BATCH`` rows at a time (see the module doc)."""
+
+    def unreadable(exc: BaseException) -> PipelineError:
+        return PipelineError(f"could not read {path} as parquet: {first_line(exc)}")
+
+    try:
+        meta = pq.ParquetFile(str(path)).metadata
+        schema = meta.schema.to_arrow_schema()
+    except (pa.ArrowException, OSError) as exc:
+        raise unreadable(exc) from None
+    if meta.num_rows == 0:
+        raise PipelineError(f"{path} has no data rows; add rows or remove the file")
+    schema = pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema])
+
+    def read(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in iter_parquet(path, ROWS_PER_BATCH, columns):
+                yield _decoded(batch)
+        except (pa.ArrowException, OSError) as exc:
+            raise unreadable(exc) from None
+
+    return SplitRows(schema, meta.num_rows, read)
+
+
+def _stream_rows(path: str) -> int:
+    """Rows of an Arrow IPC stream file, from its message headers (mapped, bodies not touched)."""
+    with pa.memory_map(path, "r") as source:
+        return sum(batch.num_rows for batch in pa.ipc.open_stream(source))
+
+
+def dataset_rows(ds: Any) -> SplitRows:
+    """A Hugging Face ``Dataset``: its Arrow cache files read a batch at a time when they hold exactly
+    its rows (a whole split, as every local file is); else its memory-mapped table (a sliced split)."""
+    files = [f["filename"] for f in ds.cache_files]
+    if files and sum(map(_stream_rows, files)) == len(ds):
+        def read(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+            for path in files:
+                with pa.OSFile(path, "r") as source:
+                    for batch in pa.ipc.open_stream(source):
+                        yield batch.select(columns) if columns else batch
+    else:
+        table = ds.with_format("arrow")[:]
+
+        def read(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+            yield from (table.select(columns) if columns else table).to_batches(max_chunksize=ROWS_PER_BATCH)
+
+    return SplitRows(ds.data.schema, len(ds), read)
 
 
 def check_utf8(path: Path, chunk: int = 1 << 20) -> None:
@@ -100,14 +193,12 @@ def check_regular_file(path: Path) -> None:
                             "folder of data files")
 
 
-def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS, cache_dir: str | Path | None = None) -> pa.Table:
-    """One local file as an Arrow table, read by the Hugging Face builder for its suffix.
+def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS, cache_dir: str | Path | None = None) -> SplitRows:
+    """One local file's rows: Parquet read directly, other types by the Hugging Face builder for its suffix.
 
-    ``cache_dir``: where ``datasets`` keeps its Arrow copy (memory-mapped by the returned table);
-    pass a fresh folder so the file is read by content, never from an older cache entry.
+    ``cache_dir``: where ``datasets`` writes its Arrow copy of a non-Parquet file; pass a fresh folder
+    so the file is read by content, never from an older cache entry.
     """
-    datasets = _quiet_datasets()
-
     ext = path.suffix.lower()
     builder = builders.get(ext)
     if builder is None:
@@ -115,8 +206,10 @@ def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS, cache_dir: s
     check_regular_file(path)
     if path.stat().st_size == 0:
         raise PipelineError(f"{path} is empty; put the data in it or remove it")
-    if builder != "parquet":
-        check_utf8(path)
+    if builder == "parquet":
+        return parquet_rows(path)
+    check_utf8(path)
+    datasets = _quiet_datasets()
     kwargs: dict[str, Any] = {**DIALECTS[ext], **MISSING} if ext in DIALECTS else {}
     if cache_dir is not None:
         kwargs["cache_dir"] = str(cache_dir)
@@ -126,7 +219,7 @@ def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS, cache_dir: s
         if "corresponds to no data" in str(exc):
             raise PipelineError(f"{path} has no data rows (a header only?); add rows or remove the file") from None
         raise PipelineError(f"could not read {path} as {ext[1:]}: {first_line(exc)}") from None
-    return ds.with_format("arrow")[:]
+    return dataset_rows(ds)
 
 
 def first_line(exc: BaseException) -> str:
@@ -136,43 +229,45 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def load_splits(src: DataSource, cache_dir: str | Path | None = None) -> dict[str, pa.Table]:
-    """Return the splits the source has, as Arrow tables with their original columns.
+def load_splits(src: DataSource, cache_dir: str | Path | None = None) -> dict[str, SplitRows]:
+    """Return the splits the source has, with their original columns.
 
     Local files are cached under ``cache_dir`` (see the module doc); hub downloads use the
     Hugging Face cache, which is what it is for."""
     if src.source == "hub":
         return _load_hub(src)
-    tables = {}
+    splits = {}
     for split, path in split_files(src).items():
-        tables[split] = load_file(path, cache_dir=cache_dir)
-        if path.suffix.lower() in DIALECTS and src.text_column in tables[split].column_names:
-            verify_delimited(path, tables[split], src.text_column)
-    return tables
+        splits[split] = load_file(path, cache_dir=cache_dir)
+        if path.suffix.lower() in DIALECTS and src.text_column in splits[split].column_names:
+            verify_delimited(path, splits[split], src.text_column)
+    return splits
 
 
-def verify_delimited(path: Path, table: pa.Table, text_column: str) -> None:
+def verify_delimited(path: Path, rows: SplitRows, text_column: str) -> None:
     """Re-read a CSV/TSV with Python's own csv parser (same dialect) and check that every record's
     text and the number of records equal what was loaded; else name the first line that disagrees."""
     dialect = DIALECTS[path.suffix.lower()]
     csv.field_size_limit(sys.maxsize)
-    texts = table.column(text_column)
+    loaded = (text for table in rows.batches([text_column]) for text in table.column(0).to_pylist())
+    end = object()
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter=dialect.get("delimiter", ","), quoting=dialect.get("quoting", csv.QUOTE_MINIMAL))
         header = next(reader, [])
         col = header.index(text_column) if text_column in header else None
-        row = 0
+        records = 0
         for record in reader:
             if not record:
                 continue  # a blank line, skipped by both parsers
-            loaded = texts[row].as_py() if row < len(texts) else None
+            text = next(loaded, end)
             expected = record[col] if col is not None and col < len(record) else None
-            if row >= len(texts) or (loaded or "") != (expected or "") or len(record) != len(header):
+            if text is end or (text or "") != (expected or "") or len(record) != len(header):
                 raise PipelineError(f"{path} line {reader.line_num}: the record there does not parse as one row of "
                                     f"{len(header)} fields (stray quote, delimiter or line break?); fix that line")
-            row += 1
-    if row != len(texts):
-        raise PipelineError(f"{path}: {len(texts)} rows were read but the file holds {row} records; check its quoting")
+            records += 1
+    extra = sum(1 for _ in loaded)
+    if extra:
+        raise PipelineError(f"{path}: {records + extra} rows were read but the file holds {records} records; check its quoting")
 
 
 OFFLINE_HINT = "use a local copy with dataset.source=files"
@@ -197,10 +292,10 @@ def check_hub_reachable(timeout: float = 3.0) -> None:
                             f"({exc.strerror or type(exc).__name__}); no network: {OFFLINE_HINT}") from None
 
 
-def _load_hub(src: DataSource) -> dict[str, pa.Table]:
+def _load_hub(src: DataSource) -> dict[str, SplitRows]:
     datasets = _quiet_datasets()
     check_hub_reachable()
-    tables = {}
+    splits = {}
     for split, hub_split in src.splits.items():
         try:
             ds = datasets.load_dataset(src.path, split=hub_split)
@@ -209,5 +304,5 @@ def _load_hub(src: DataSource) -> dict[str, pa.Table]:
             if split != "train" and "split" in str(exc).lower():
                 continue
             raise PipelineError(f"could not load hub dataset '{src.path}' split '{hub_split}'{hint}: {first_line(exc)}") from None
-        tables[split] = ds.with_format("arrow")[:]
-    return tables
+        splits[split] = dataset_rows(ds)
+    return splits

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from .config import TokenizeConfig, VectorsConfig
 from .errors import PipelineError
-from .fileio import read_arrow, read_json, sha256_file, write_json
+from .fileio import read_arrow, read_json, scratch_dir, sha256_file, write_json
 from .integrity import sealed_dir, verify_dir
 from .sources import FILE_BUILDERS, load_file
 from .tokenize import ParallelTokenizer
@@ -68,23 +68,27 @@ def corpus_files(path: str | Path) -> list[Path]:
     return [path]
 
 
-def read_corpus_text(path: Path, text_column: str) -> tuple[list[str], int]:
+def read_corpus_text(path: Path, text_column: str, cache_dir: str | Path) -> tuple[list[str], int]:
     """(non-empty texts, number of null or blank texts skipped) of one corpus file.
 
-    ``.txt`` files are one text per line; tables are read through the same
-    Hugging Face builders as the ingest stage.
+    ``.txt`` files are one text per line; tables are read as the ingest stage reads them, with
+    ``datasets``' copy of a non-Parquet file in ``cache_dir``.
     """
     column = "text" if path.suffix.lower() == ".txt" else text_column
-    table = load_file(path, CORPUS_BUILDERS)
-    if column not in table.column_names:
+    rows = load_file(path, CORPUS_BUILDERS, cache_dir=cache_dir)
+    if column not in rows.column_names:
         raise PipelineError(f"corpus file {path} has no column '{column}'; columns are: "
-                            f"{', '.join(table.column_names)} (set vectors.text_column)")
-    text = table.column(column)
-    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
-        raise PipelineError(f"column '{column}' of corpus file {path} holds {text.type}, not text; set vectors.text_column")
-    keep = pc.fill_null(pc.invert(pc.equal(pc.utf8_trim_whitespace(text), "")), False)
-    kept = pc.filter(text, keep)
-    return kept.to_pylist(), len(text) - len(kept)
+                            f"{', '.join(rows.column_names)} (set vectors.text_column)")
+    kind = rows.schema.field(column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise PipelineError(f"column '{column}' of corpus file {path} holds {kind}, not text; set vectors.text_column")
+    texts, skipped = [], 0
+    for batch in rows.batches([column]):
+        text = batch.column(0)
+        kept = pc.filter(text, pc.fill_null(pc.invert(pc.equal(pc.utf8_trim_whitespace(text), "")), False))
+        texts += kept.to_pylist()
+        skipped += len(text) - len(kept)
+    return texts, skipped
 
 
 class TokenStream:
@@ -168,7 +172,8 @@ def vectors_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str |
         tok_cfg = TokenizeConfig.from_block(read_json(tokens_dir / "params.json")["tokenize"])
         with ParallelTokenizer.from_config(tok_cfg) as tokenizer:
             for path in files:
-                texts, skipped = read_corpus_text(path, cfg.text_column)
+                with scratch_dir(out_dir) as cache:  # datasets' copy of the file: beside the output, then gone
+                    texts, skipped = read_corpus_text(path, cfg.text_column, cache)
                 tokens = tokenizer.tokenize(texts, desc=f"tokenize {path.name}")
                 arrays.append(tokens)
                 sources.append({"source": str(path), "sha256": sha256_file(path), "docs": len(texts),

@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -91,6 +92,35 @@ CASES = [
     ("duplicate-rows", {"train.csv": csv_text(balanced(4) + balanced(2) + [("review number 0", "neg")]),
                         "test.csv": csv_text([("review number 1", "neg"), ("fresh", "pos")])}, {},
      ("duplicates", {"train": {"repeated_rows": 3, "texts_with_conflicting_labels": 1}}, {"test_in_train": 1})),
+]
+
+
+def parquet_bytes(table, **kwargs):
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **kwargs)
+    return sink.getvalue().to_pybytes()
+
+
+def damaged(data, start, length):
+    """``data`` with ``length`` bytes from ``start`` inverted (inside a data page of a larger file)."""
+    return data[:start] + bytes(b ^ 0xFF for b in data[start:start + length]) + data[start + length:]
+
+
+ODD_PARQUET = parquet_bytes(pa.table({"text": pa.array(ODD_TEXTS).dictionary_encode(),
+                                      "label": pa.array([y for _, y in balanced(8)]).dictionary_encode()}))
+BIG_PARQUET = parquet_bytes(pa.table({"text": [f"review {i} " + "x" * (i % 50) for i in range(20_000)],
+                                      "label": [i % 2 for i in range(20_000)]}), row_group_size=5_000)
+CASES += [
+    ("parquet-zero-rows", {"train.parquet": parquet_bytes(pa.table({"text": pa.array([], pa.string()),
+                                                                    "label": pa.array([], pa.int64())}))},
+     {}, ("error", "train.parquet has no data rows")),
+    ("parquet-truncated", {"train.parquet": ODD_PARQUET[: len(ODD_PARQUET) // 2]}, {},
+     ("error", "train.parquet as parquet: ArrowInvalid")),
+    # the footer reads fine: the damage shows up mid-pass, and is still one line with nothing written
+    ("parquet-damaged-page", {"train.parquet": damaged(BIG_PARQUET, len(BIG_PARQUET) // 2, 2000)}, {},
+     ("error", "train.parquet as parquet: OSError: Corrupt snappy compressed data")),
+    ("parquet-dictionary-columns", {"train.parquet": ODD_PARQUET}, {},
+     ("kept", {"train": 8}, {}, {"train": ODD_TEXTS})),
 ]
 
 

@@ -232,3 +232,67 @@ def test_source_fingerprint_refuses_a_fifo_without_blocking(tmp_path):
     os.mkfifo(data / "train.csv")
     with pytest.raises(PipelineError, match="train.csv is not a regular file"):
         source_fingerprint(cfg(source="files", path=str(data)), tmp_path / "cache.json")
+
+
+def test_one_dataset_as_csv_or_parquet_of_any_layout_gives_the_same_raw_bytes(tmp_path):
+    """Raw splits hold the rows only: the same 20,000 rows as a CSV (read by `datasets`, whose copy is
+    read in its own batches), as a Parquet file of one row group, or as one of 777-row row groups
+    with dictionary-encoded columns (a pandas `category`) and large strings, give byte-identical
+    files, written in row groups of 8,192 rows."""
+    import numpy as np
+
+    rows = 20_000
+    texts = [f"{HOSTILE_TEXTS[i % len(HOSTILE_TEXTS)]} #{i}" for i in range(rows)]
+    labels = [("neg", "pos")[(i * 7) % 3 == 0] for i in range(rows)]
+    table = pa.table({"text": texts, "label": labels})
+    # each in a folder of the same name: params.json records the folder's name
+    write_csv(tmp_path / "csv" / "reviews", "train.csv", table.to_pandas().to_csv(index=False, lineterminator="\n"))
+    (tmp_path / "one" / "reviews").mkdir(parents=True)
+    pq.write_table(table, tmp_path / "one" / "reviews" / "train.parquet")
+    (tmp_path / "many" / "reviews").mkdir(parents=True)
+    odd = pa.table({"label": table.column("label").dictionary_encode(),
+                    "text": table.column("text").cast(pa.large_string()).dictionary_encode()})
+    pq.write_table(odd, tmp_path / "many" / "reviews" / "train.parquet", row_group_size=777)
+    outs = {}
+    for layout in ("csv", "one", "many"):
+        stats = ingest(cfg(name="x", source="files", path=str(tmp_path / layout / "reviews")), tmp_path / layout / "raw")
+        assert stats["rows"] == {"train": 18_000, "validation": 2_000}, layout
+        outs[layout] = {p.name: p.read_bytes() for p in sorted((tmp_path / layout / "raw").iterdir())}
+    assert outs["one"] == outs["csv"] and outs["many"] == outs["csv"]
+    raw = pq.ParquetFile(tmp_path / "csv" / "raw" / "train.parquet")
+    assert [raw.metadata.row_group(i).num_rows for i in range(raw.num_row_groups)] == [8192, 8192, 1616]
+    back = raw.read()
+    validation = set(pq.read_table(tmp_path / "csv" / "raw" / "validation.parquet").column("text").to_pylist())
+    kept = [i for i in range(rows) if texts[i] not in validation]
+    assert back.column("text").to_pylist() == [texts[i] for i in kept]  # every text exactly, in file order
+    assert back.column("label").to_pylist() == [int(labels[i] == "pos") for i in kept]
+    assert json.loads(back.schema.metadata[b"textpipe.labels"]) == ["neg", "pos"]
+
+
+def test_hub_splits_whole_or_sliced_give_exactly_their_rows(tmp_path, monkeypatch):
+    """A whole hub split is read from its cache files a batch at a time; a sliced one (`train[:60%]`)
+    does not hold all of its cache files' rows and is read from the table `datasets` gives."""
+    import datasets
+
+    from pipeline import sources
+
+    data = tmp_path / "hub"
+    data.mkdir()
+    train = [f"train review {i}" for i in range(500)]
+    test = [f"test review {i}" for i in range(100)]
+    pq.write_table(pa.table({"sentence": train, "label": [i % 2 for i in range(500)]}), data / "train.parquet")
+    pq.write_table(pa.table({"sentence": test, "label": [i % 2 for i in range(100)]}), data / "test.parquet")
+
+    class Hub:  # load_dataset("someone/reviews", split=...) answered from the files above, offline
+        @staticmethod
+        def load_dataset(path, split):
+            assert path == "someone/reviews"
+            files = {"train": str(data / "train.parquet"), "test": str(data / "test.parquet")}
+            return datasets.load_dataset("parquet", data_files=files, split=split, cache_dir=str(tmp_path / "cache"))
+
+    monkeypatch.setattr(sources, "_quiet_datasets", lambda: Hub)
+    stats = ingest(cfg(name="r", source="hub", path="someone/reviews", text_column="sentence", labels=["neg", "pos"],
+                       splits={"train": "train[:60%]", "test": "test"}, validation_fraction=0.0), tmp_path / "raw")
+    assert stats["rows"] == {"train": 300, "test": 100}
+    assert pq.read_table(tmp_path / "raw" / "train.parquet").column("text").to_pylist() == train[:300]
+    assert pq.read_table(tmp_path / "raw" / "test.parquet").column("text").to_pylist() == test

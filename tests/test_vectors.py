@@ -64,10 +64,10 @@ def test_corpus_files_and_text_of_every_format(tmp_path):
     (folder / "labels.json").write_text('["neg", "pos"]')  # a dataset folder's metadata, not text
     files = corpus_files(folder)
     assert [f.name for f in files] == ["a.txt", "b.csv", "c.jsonl", "d.parquet"]
-    got = [read_corpus_text(f, "body") for f in files]
+    got = [read_corpus_text(f, "body", tmp_path / "cache") for f in files]
     assert got == [(["first line", "second line"], 2), (["one, two", "three"], 1), (["four"], 1), (["five", "six"], 1)]
     with pytest.raises(PipelineError, match="has no column 'text'; columns are: body, other"):
-        read_corpus_text(folder / "b.csv", "text")
+        read_corpus_text(folder / "b.csv", "text", tmp_path / "cache")
     with pytest.raises(PipelineError, match="does not exist"):
         corpus_files(tmp_path / "missing.txt")
     with pytest.raises(PipelineError, match="unreadable file type"):
