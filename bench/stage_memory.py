@@ -1,4 +1,4 @@
-"""Peak memory of the vocab and bucket stages as a corpus grows, on synthetic token files.
+"""Peak memory of the vocab, bucket and vectors stages as a corpus grows, on synthetic data.
 
 ``--stage vocab``: real corpora bring new tokens as they grow (names, numbers,
 typos, URLs), so the distinct tokens of the train split grow with the corpus.
@@ -10,11 +10,19 @@ distinct tokens; the vocab stage (shipped params: 40,000 ids) runs on it.
 (a vocabulary built first, not measured); the bucket stage (shipped params)
 runs on them.
 
+``--stage vectors``: the unlabelled corpus grows. A Parquet file of ``--docs``
+documents of 50 common words (space-separated text) is the one ``vectors.corpora``
+entry; the train split is 20,000 documents of 1 to 60 common words (a vocabulary
+built first, not measured). The vectors stage runs word2vec (shipped params but
+``method: word2vec`` and one epoch) on the train split's tokens and the corpus,
+tokenized as the tokenize stage's params say.
+
 Each size runs in a fresh process; the JSON line per size gives the stage's
 time and its peak memory (sum of PSS over the process tree, every 250 ms).
 
     python bench/stage_memory.py --stage vocab --docs 40000 160000 640000     # 1 M, 4 M, 16 M distinct tokens
     python bench/stage_memory.py --stage bucket --docs 1000000 4000000
+    python bench/stage_memory.py --stage vectors --docs 100000 400000
 """
 from __future__ import annotations
 
@@ -29,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,7 +48,7 @@ from pipeline.config import TokenizeConfig  # noqa: E402
 from pipeline.fileio import ArrowWriter, write_json  # noqa: E402
 from pipeline.integrity import sealed_dir  # noqa: E402
 
-COMMON, DOCS_PER_BATCH = 50_000, 20_000
+COMMON, DOCS_PER_BATCH, VECTORS_TRAIN_DOCS = 50_000, 20_000, 20_000
 SCHEMA = pa.schema([("tokens", pa.list_(pa.string())), ("label", pa.int64()), ("length", pa.int32())])
 
 
@@ -57,10 +67,26 @@ def batch_of(vocab: pa.Array, index: np.ndarray, lengths: np.ndarray) -> pa.Tabl
                      "length": pa.array(lengths.astype(np.int32))}, schema=SCHEMA)
 
 
+def write_unlabelled(path: Path, docs: int) -> None:
+    """A Parquet file of ``docs`` texts of 50 common words each (Zipf-distributed)."""
+    rng = np.random.default_rng(1)
+    common = words(26 ** 6, COMMON)
+    with pq.ParquetWriter(path, pa.schema([("text", pa.string())])) as writer:
+        for start in range(0, docs, DOCS_PER_BATCH):
+            n = min(DOCS_PER_BATCH, docs - start)
+            lengths = np.full(n, 50)
+            index = np.minimum(rng.zipf(1.2, int(lengths.sum())) - 1, COMMON - 1)
+            text = pc.binary_join(batch_of(common, index, lengths).column("tokens"), " ")
+            writer.write_table(pa.table({"text": text}))
+
+
 def write_corpus(tokens_dir: Path, docs: int, stage: str) -> None:
     """A sealed tokenize folder whose train.arrow holds ``docs`` documents (see the module doc)."""
     rng = np.random.default_rng(0)
     common = words(26 ** 6, COMMON)  # a range of its own: no new token equals a common one
+    if stage == "vectors":
+        write_unlabelled(tokens_dir.parent / "corpus.parquet", docs)
+        docs = VECTORS_TRAIN_DOCS
     with sealed_dir(tokens_dir) as tmp, ArrowWriter(tmp / "train.arrow", SCHEMA) as writer:
         for start in range(0, docs, DOCS_PER_BATCH):
             n = min(DOCS_PER_BATCH, docs - start)
@@ -81,16 +107,21 @@ def run_stage(stage: str, work: Path) -> dict:
     """The stage in this process (which runs nothing else), with its time and peak memory."""
     from bench.peak_memory import PeakRSS
     from pipeline.buckets import bucket_stage
-    from pipeline.config import BucketConfig, VocabConfig
+    from pipeline.config import BucketConfig, VectorsConfig, VocabConfig
+    from pipeline.vectors import vectors_stage
     from pipeline.vocab import vocab_stage
 
-    if stage == "bucket":
+    if stage != "vocab":
         vocab_stage(work / "tokens", work / "vocab", VocabConfig())
     start = time.perf_counter()
     with PeakRSS() as peak:
         if stage == "vocab":
             metrics = vocab_stage(work / "tokens", work / "vocab", VocabConfig())
             figures = {"train_types": metrics["train_types"], "size": metrics["size"]}
+        elif stage == "vectors":
+            cfg = VectorsConfig(method="word2vec", epochs=1, corpora=[str(work / "corpus.parquet")])
+            stats = vectors_stage(work / "tokens", work / "vocab" / "vocab.tsv", work / "vectors", cfg)
+            figures = {"tokens": stats["tokens"], "vocab_words_covered": stats["vocab_words_covered"]}
         else:
             stats = bucket_stage(work / "tokens", work / "vocab" / "vocab.tsv", work / "ids", BucketConfig())
             figures = {"padding_waste": [stats["splits"]["train"][k] for k in ("padding_waste_random",
@@ -101,7 +132,7 @@ def run_stage(stage: str, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--stage", choices=("vocab", "bucket"), default="vocab")
+    ap.add_argument("--stage", choices=("vocab", "bucket", "vectors"), default="vocab")
     ap.add_argument("--docs", type=int, nargs="+", default=[40_000, 160_000, 640_000])
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)  # internal: run the stage on this folder
     args = ap.parse_args()

@@ -232,7 +232,7 @@ class ParallelTokenizer:
             yield pending.popleft().get()
 
     def tokenize(self, texts: Sequence[str], desc: str = "tokenize") -> pa.ChunkedArray:
-        """A list of texts (small inputs: predict, corpora) as one ``list<string>`` array."""
+        """A list of texts (small inputs: predict) as one ``list<string>`` array."""
         chunks = (texts[i:i + self.chunk_size] for i in range(0, len(texts), self.chunk_size))
         out = []
         with tqdm(total=len(texts), desc=desc, unit="doc", disable=None) as bar:

@@ -27,6 +27,7 @@ Output contract (``<out>/``)::
 from __future__ import annotations
 
 import os
+import tempfile
 import zlib
 from pathlib import Path
 from typing import Any, Iterator
@@ -34,19 +35,22 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from tqdm.auto import tqdm
 
 from .config import TokenizeConfig, VectorsConfig
 from .errors import PipelineError
-from .fileio import read_arrow, read_json, scratch_dir, sha256_file, write_json
+from .fileio import ArrowWriter, iter_arrow, read_json, scratch_dir, sha256_file, write_json
 from .integrity import sealed_dir, verify_dir
 from .sources import FILE_BUILDERS, load_file
-from .tokenize import ParallelTokenizer
+from .progress import Heartbeat
+from .tokenize import TOKENS_TYPE, ParallelTokenizer
 from .vocab import SPECIALS, Vocabulary
 
 ALGORITHMS = {"skipgram": 1, "cbow": 0}
 CORPUS_BUILDERS = {**FILE_BUILDERS, ".txt": "text"}
 FOLDER_SUFFIXES = tuple(ext for ext in CORPUS_BUILDERS if ext != ".json")
 VECTORS_FILE, MANIFEST_FILE = "vectors.txt", "manifest.json"
+TOKENS_SCHEMA = pa.schema([("tokens", TOKENS_TYPE)])
 
 
 # --------------------------------------------------------------------------- corpora
@@ -68,40 +72,76 @@ def corpus_files(path: str | Path) -> list[Path]:
     return [path]
 
 
-def read_corpus_text(path: Path, text_column: str, cache_dir: str | Path) -> tuple[list[str], int]:
-    """(non-empty texts, number of null or blank texts skipped) of one corpus file.
+class CorpusText:
+    """One corpus file's non-empty texts, in order, a batch at a time; ``read`` counts the rows read so
+    far and ``skipped`` the null or blank ones among them. ``.txt`` files are one text per line; tables
+    are read as the ingest stage reads them, with ``datasets``' copy of a non-Parquet file in ``cache_dir``."""
 
-    ``.txt`` files are one text per line; tables are read as the ingest stage reads them, with
-    ``datasets``' copy of a non-Parquet file in ``cache_dir``.
-    """
-    column = "text" if path.suffix.lower() == ".txt" else text_column
-    rows = load_file(path, CORPUS_BUILDERS, cache_dir=cache_dir)
-    if column not in rows.column_names:
-        raise PipelineError(f"corpus file {path} has no column '{column}'; columns are: "
-                            f"{', '.join(rows.column_names)} (set vectors.text_column)")
-    kind = rows.schema.field(column).type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise PipelineError(f"column '{column}' of corpus file {path} holds {kind}, not text; set vectors.text_column")
-    texts, skipped = [], 0
-    for batch in rows.batches([column]):
-        text = batch.column(0)
-        kept = pc.filter(text, pc.fill_null(pc.invert(pc.equal(pc.utf8_trim_whitespace(text), "")), False))
-        texts += kept.to_pylist()
-        skipped += len(text) - len(kept)
-    return texts, skipped
+    def __init__(self, path: Path, text_column: str, cache_dir: str | Path):
+        self.path = path
+        self.column = "text" if path.suffix.lower() == ".txt" else text_column
+        self.rows = load_file(path, CORPUS_BUILDERS, cache_dir=cache_dir)
+        if self.column not in self.rows.column_names:
+            raise PipelineError(f"corpus file {path} has no column '{self.column}'; columns are: "
+                                f"{', '.join(self.rows.column_names)} (set vectors.text_column)")
+        kind = self.rows.schema.field(self.column).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            raise PipelineError(f"column '{self.column}' of corpus file {path} holds {kind}, not text; "
+                                "set vectors.text_column")
+        self.read = self.skipped = 0
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for batch in self.rows.batches([self.column]):
+            text = batch.column(0)
+            kept = pc.filter(text, pc.fill_null(pc.invert(pc.equal(pc.utf8_trim_whitespace(text), "")), False))
+            self.read += len(text)
+            self.skipped += len(text) - len(kept)
+            yield kept.to_pylist()
+
+
+def tokenize_corpus(text: CorpusText, tokenizer: ParallelTokenizer, out: Path) -> dict:
+    """Tokenize a corpus file's texts into the Arrow file ``out`` (a ``tokens`` column) as they are
+    read; return its entry of ``stats.json``'s sources."""
+    size = tokenizer.chunk_size
+    chunks = (texts[i:i + size] for texts in text for i in range(0, len(texts), size))
+    docs = tokens = 0
+    what = f"tokenize {text.path.name}"
+    beat = Heartbeat(what, text.rows.num_rows)
+    with ArrowWriter(out, TOKENS_SCHEMA) as writer, \
+            tqdm(total=text.rows.num_rows, desc=what, unit="doc", disable=None) as bar:
+        for array in tokenizer.stream(chunks):
+            writer.write(pa.table({"tokens": array}))
+            docs += len(array)
+            tokens += len(pc.list_flatten(array))
+            bar.update(text.read - bar.n)  # rows read, blank ones included: a few chunks ahead of those tokenized
+            beat.tick(text.read)
+    return {"source": str(text.path), "sha256": sha256_file(text.path), "docs": docs, "tokens": tokens,
+            "skipped_empty_text": text.skipped}
 
 
 class TokenStream:
-    """A restartable iterable of token lists over Arrow ``list<string>`` arrays (word2vec reads it once per epoch)."""
+    """A restartable iterable of token lists read from Arrow files a record batch at a time (word2vec
+    reads it once to count words and once per epoch), so no corpus is ever held whole."""
 
-    def __init__(self, arrays: list[pa.ChunkedArray], rows_per_slice: int = 4096):
-        self.arrays = arrays
+    def __init__(self, files: list[Path], rows_per_slice: int = 4096):
+        self.files = files
         self.rows_per_slice = rows_per_slice
 
     def __iter__(self) -> Iterator[list[str]]:
-        for array in self.arrays:
-            for start in range(0, len(array), self.rows_per_slice):
-                yield from array.slice(start, self.rows_per_slice).to_pylist()
+        for path in self.files:
+            for batch in iter_arrow(path, ["tokens"]):
+                tokens = batch.column(0)
+                for start in range(0, len(tokens), self.rows_per_slice):
+                    yield from tokens.slice(start, self.rows_per_slice).to_pylist()
+
+
+def split_source(path: Path) -> dict:
+    """The train split's entry of ``stats.json``'s sources: its documents and tokens."""
+    docs = tokens = 0
+    for batch in iter_arrow(path, ["tokens"]):
+        docs += batch.num_rows
+        tokens += len(pc.list_flatten(batch.column(0)))
+    return {"source": "train split", "docs": docs, "tokens": tokens}
 
 
 # --------------------------------------------------------------------------- training
@@ -116,8 +156,6 @@ def train_word2vec(sentences: TokenStream, cfg: VectorsConfig) -> Any:
     """gensim ``Word2Vec`` over ``sentences``; a progress bar per epoch. Bit-for-bit repeatable with ``workers: 1``."""
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
-    from tqdm.auto import tqdm
-
     epochs = cfg.epochs
     bar = tqdm(total=epochs, desc="word2vec", unit="epoch", disable=None)
 
@@ -164,21 +202,20 @@ def vectors_stage(tokens_dir: str | Path, vocab_path: str | Path, out_dir: str |
     if not (tokens_dir / "train.arrow").exists():
         raise PipelineError(f"{tokens_dir}/train.arrow not found; run `textpipe tokenize` first")
     vocab = Vocabulary.load(vocab_path)
-    train_tokens = read_arrow(tokens_dir / "train.arrow").column("tokens")
-    arrays = [train_tokens]
-    sources = [{"source": "train split", "docs": len(train_tokens), "tokens": len(pc.list_flatten(train_tokens))}]
+    token_files = [tokens_dir / "train.arrow"]
+    sources = [split_source(token_files[0])]
     files = [f for entry in cfg.corpora for f in corpus_files(entry)]
-    if files:
-        tok_cfg = TokenizeConfig.from_block(read_json(tokens_dir / "params.json")["tokenize"])
-        with ParallelTokenizer.from_config(tok_cfg) as tokenizer:
-            for path in files:
-                with scratch_dir(out_dir) as cache:  # datasets' copy of the file: beside the output, then gone
-                    texts, skipped = read_corpus_text(path, cfg.text_column, cache)
-                tokens = tokenizer.tokenize(texts, desc=f"tokenize {path.name}")
-                arrays.append(tokens)
-                sources.append({"source": str(path), "sha256": sha256_file(path), "docs": len(texts),
-                                "tokens": len(pc.list_flatten(tokens)), "skipped_empty_text": skipped})
-    model = train_word2vec(TokenStream(arrays), cfg)
+    # the corpora's tokens (and datasets' copies of their files) go to a scratch folder beside the output
+    with scratch_dir(out_dir) as scratch:
+        if files:
+            tok_cfg = TokenizeConfig.from_block(read_json(tokens_dir / "params.json")["tokenize"])
+            with ParallelTokenizer.from_config(tok_cfg) as tokenizer:
+                for i, path in enumerate(files):
+                    token_files.append(scratch / f"corpus-{i}.arrow")
+                    with tempfile.TemporaryDirectory(dir=scratch) as cache:
+                        sources.append(tokenize_corpus(CorpusText(path, cfg.text_column, cache), tokenizer,
+                                                       token_files[-1]))
+        model = train_word2vec(TokenStream(token_files), cfg)
 
     counts = np.array(vocab.counts[len(SPECIALS):], dtype=np.float64)
     has_vector = np.array([w in model.wv.key_to_index for w in vocab.itos[len(SPECIALS):]])

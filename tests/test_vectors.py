@@ -12,7 +12,7 @@ from pipeline.integrity import seal
 from pipeline.fileio import read_json, sha256_file, write_arrow, write_json
 from pipeline.config import TokenizeConfig, TrainConfig, VectorsConfig
 from pipeline.train import Trainer
-from pipeline.vectors import corpus_files, read_corpus_text, trained_vectors, vectors_stage
+from pipeline.vectors import CorpusText, corpus_files, trained_vectors, vectors_stage
 from pipeline.vocab import Vocabulary, build_vocab
 
 
@@ -64,10 +64,12 @@ def test_corpus_files_and_text_of_every_format(tmp_path):
     (folder / "labels.json").write_text('["neg", "pos"]')  # a dataset folder's metadata, not text
     files = corpus_files(folder)
     assert [f.name for f in files] == ["a.txt", "b.csv", "c.jsonl", "d.parquet"]
-    got = [read_corpus_text(f, "body", tmp_path / "cache") for f in files]
-    assert got == [(["first line", "second line"], 2), (["one, two", "three"], 1), (["four"], 1), (["five", "six"], 1)]
+    texts = [CorpusText(f, "body", tmp_path / "cache") for f in files]
+    got = [([t for batch in text for t in batch], text.read, text.skipped) for text in texts]
+    assert got == [(["first line", "second line"], 4, 2), (["one, two", "three"], 3, 1), (["four"], 2, 1),
+                   (["five", "six"], 3, 1)]
     with pytest.raises(PipelineError, match="has no column 'text'; columns are: body, other"):
-        read_corpus_text(folder / "b.csv", "text", tmp_path / "cache")
+        CorpusText(folder / "b.csv", "text", tmp_path / "cache")
     with pytest.raises(PipelineError, match="does not exist"):
         corpus_files(tmp_path / "missing.txt")
     with pytest.raises(PipelineError, match="unreadable file type"):
@@ -109,6 +111,34 @@ def test_corpora_are_tokenized_like_the_dataset_and_counted(tmp_path):
     assert stats["vocab_words_covered"] == 9  # zebra: once in train + twice in the corpus
     _, rows = read_vectors(tmp_path / "vec" / "vectors.txt")
     assert "zebra" in rows and "runs" not in rows  # only vocabulary words are written
+
+
+def test_corpora_stream_through_scratch_token_files_in_order(tmp_path, monkeypatch):
+    """A corpus of 20,000 rows in one Parquet row group is tokenized a batch at a time into a token
+    file in a scratch folder beside the output; word2vec reads the train split's tokens, then the
+    corpus's, in order, from the files (as often as it likes); the scratch folder is gone after."""
+    from pipeline import vectors
+
+    tokens, vocab_path = tokens_dir(tmp_path, topic_docs(50))
+    texts = ["" if i % 1000 == 7 else f"Doc {i} says <b>hello</b>" for i in range(20_000)]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "big.parquet")
+    seen = {}
+    real = vectors.train_word2vec
+
+    def capture(sentences, cfg):
+        seen["scratch"] = [p.name for p in tmp_path.iterdir() if p.name.startswith(".vec.")]
+        seen["files"] = [p.name for p in sentences.files]
+        seen["first"], seen["again"] = list(sentences), list(sentences)
+        return real(sentences, cfg)
+
+    monkeypatch.setattr(vectors, "train_word2vec", capture)
+    stats = vectors_stage(tokens, vocab_path, tmp_path / "vec", vec(corpora=[str(tmp_path / "big.parquet")], epochs=1))
+    kept = [f"doc {i} says hello".split() for i, t in enumerate(texts) if t]  # lowercased, tags stripped
+    assert stats["sources"][1] == {"source": str(tmp_path / "big.parquet"), "sha256": sha256_file(tmp_path / "big.parquet"),
+                                   "docs": 19_980, "tokens": 4 * 19_980, "skipped_empty_text": 20}
+    assert seen["first"] == topic_docs(50) + kept and seen["again"] == seen["first"]
+    assert seen["files"] == ["train.arrow", "corpus-0.arrow"] and len(seen["scratch"]) == 1
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".vec.")] == []
 
 
 def test_bad_vectors_params_are_one_line_errors(tmp_path):
