@@ -208,10 +208,11 @@ def sample_rows(n: int, max_rows: int, seed: int) -> np.ndarray:
 def ingest(cfg: DataSource, out_dir: str | Path, params: IngestConfig = IngestConfig()) -> dict:
     """Load, validate and write the raw splits of ``cfg`` into ``out_dir``; return the stats.
 
-    Streaming: each source split is read in record batches twice (see :mod:`pipeline.sources`). The first pass cleans and counts and keeps only each kept row's label id and
-    text fingerprint (16 bytes a row), which decide the stratified carve, the ``max_rows`` sample
-    and the duplicate counts; the second cleans again and routes each row to its output split's
-    Parquet writer. Local files other than Parquet are loaded through a cache folder of this run's
+    Streaming: each source split is read in record batches twice (see :mod:`pipeline.sources`).
+    The first pass cleans and counts and keeps only each kept row's label id and text fingerprint
+    (16 bytes a row), which decide the stratified carve, the ``max_rows`` sample and the duplicate
+    counts; the second cleans again and routes each row to its output split's Parquet writer
+    (row groups of ``ROWS_PER_BATCH`` rows, whatever the source's chunking). Local files other than Parquet are loaded through a cache folder of this run's
     own beside ``out_dir`` (removed at the end; a killed run's is removed by the next), so they are
     read by content.
     """
