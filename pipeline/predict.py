@@ -20,12 +20,15 @@ Python API::
     from pipeline.predict import Predictor
     predictor = Predictor.load("model.textpipe")     # or Predictor(model_pt, vocab_tsv)
     predictor.predict(["what a wonderful film"])      # [{"text", "label", "probs", "unk"}]
+    for result in predictor.predict_stream(open("reviews.txt")):   # any number of texts, in order
+        ...
 """
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -41,6 +44,7 @@ from .vocab import Vocabulary
 
 EXPORT_FORMAT = "textpipe-export/1"
 BATCH_SIZE = 256  # texts per forward pass
+BLOCK = 8192  # texts predict_stream reads, tokenizes and classifies at a time
 
 
 def export_model(model_path: str | Path, vocab_path: str | Path, raw_dir: str | Path, out: str | Path) -> dict:
@@ -87,14 +91,25 @@ class Predictor:
         self.device = pick_device(device, "predict --device")
         self.model = model_from_checkpoint(ckpt, self.device)
 
-    @torch.no_grad()
     def predict(self, texts: list[str], batch_size: int = BATCH_SIZE) -> list[dict]:
         """One result per text, in order: ``label`` and ``probs`` (or ``error`` for an empty text or one
         whose every word is unknown). Texts go through the model ``batch_size`` at a time, longest first."""
         if not texts:
             raise PipelineError("no text to classify; pass text as arguments, --file FILE, or on stdin")
         with self.tokenizer as tok:
-            tokens = tok.tokenize(texts, desc="predict").to_pylist()
+            return self._classify(tok, texts, batch_size)
+
+    def predict_stream(self, texts: Iterable[str], block: int = BLOCK, batch_size: int = BATCH_SIZE) -> Iterator[dict]:
+        """:meth:`predict`'s results for any number of texts, in order, ``block`` texts at a time: memory
+        does not grow with the input, and the first results come before the input ends."""
+        texts = iter(texts)
+        with self.tokenizer as tok:
+            while chunk := list(itertools.islice(texts, block)):
+                yield from self._classify(tok, chunk, batch_size)
+
+    @torch.no_grad()
+    def _classify(self, tok: ParallelTokenizer, texts: Sequence[str], batch_size: int) -> list[dict]:
+        tokens = tok.tokenize(texts, desc="predict").to_pylist()
         encoded = truncate_docs([self.vocab.encode(t) for t in tokens], self.bucket.max_len, self.bucket.keep_head)
         unknown = [sum(x == UNK_ID for x in ids) for ids in encoded]
         results: list[dict] = [{} for _ in texts]
@@ -119,16 +134,15 @@ class Predictor:
         return results
 
 
-def iter_texts(lines: Iterable[str], jsonl_field: str | None = None) -> list[str]:
-    """Texts from lines: one text per non-blank line, or the ``jsonl_field`` of each JSON line."""
+def iter_texts(lines: Iterable[str], jsonl_field: str | None = None) -> Iterator[str]:
+    """Texts from lines, as they come: one text per non-blank line, or the ``jsonl_field`` of each JSON line."""
     import json
 
-    out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         if jsonl_field is None:
-            out.append(line)
+            yield line
             continue
         try:
             record = json.loads(line)
@@ -136,5 +150,4 @@ def iter_texts(lines: Iterable[str], jsonl_field: str | None = None) -> list[str
             raise PipelineError(f"line {n} is not JSON; pass one JSON object per line with --jsonl") from None
         if not isinstance(record, dict) or not isinstance(record.get(jsonl_field), str):
             raise PipelineError(f"line {n} has no text field '{jsonl_field}'; name the text field with --jsonl FIELD")
-        out.append(record[jsonl_field])
-    return out
+        yield record[jsonl_field]

@@ -1,7 +1,9 @@
 """`textpipe predict`: classify new text with the dataset's trained model, or with an exported model file."""
+import itertools
 import json
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import click
 
@@ -13,15 +15,18 @@ from pipeline.params import load_params
 from .common import params_option
 
 
-def read_lines(stream, name: str) -> list[str]:
-    """The lines of a byte stream decoded as UTF-8; invalid bytes are one `Error:` line."""
-    data = stream.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise PipelineError(f"{name} is not valid UTF-8 (line {line}, byte offset {exc.start}); re-save it as UTF-8") from None
-    return [line.rstrip("\r") for line in text.split("\n")]
+def read_lines(stream, name: str) -> Iterator[str]:
+    """The lines of a byte stream decoded as UTF-8 as they are read, without their line ends; an
+    invalid byte is one `Error:` line naming its line and byte offset."""
+    offset = 0
+    for n, raw in enumerate(stream, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PipelineError(f"{name} is not valid UTF-8 (line {n}, byte offset {offset + exc.start}); "
+                                "re-save it as UTF-8") from None
+        offset += len(raw)
+        yield line.removesuffix("\n").rstrip("\r")
 
 
 def load_predictor(params_path: str, model: str | None, vocab: str | None, device: str):
@@ -50,18 +55,22 @@ def load_predictor(params_path: str, model: str | None, vocab: str | None, devic
               help="where the model runs")
 @click.option("--json", "as_json", is_flag=True, help="print JSON lines (text, label, probs) instead of a table")
 def main(params_path, texts, file_, text_field, model, vocab, device, as_json) -> None:
-    """Print the label and class probabilities of each TEXT (or each line of --file / stdin)."""
+    """Print the label and class probabilities of each TEXT (or each line of --file / stdin).
+
+    Lines are read, classified and printed a block of 8,192 at a time, so a file of any size
+    works and results start at once; an invalid line stops the run after the blocks before it."""
     from pipeline.predict import iter_texts
 
-    items = list(texts)
+    items: Iterator[str] = iter(texts)
     if file_ is not None:
-        items += iter_texts(read_lines(file_, file_.name), text_field)
-    elif not items and not sys.stdin.isatty():
-        items += iter_texts(read_lines(sys.stdin.buffer, "standard input"), text_field)
-    if not items:
+        items = itertools.chain(items, iter_texts(read_lines(file_, file_.name), text_field))
+    elif not texts and not sys.stdin.isatty():
+        items = iter_texts(read_lines(sys.stdin.buffer, "standard input"), text_field)
+    first = next(items, None)
+    if first is None:
         raise PipelineError("no text to classify; pass text as arguments, --file FILE, or pipe it on stdin")
     failed = 0
-    for r in load_predictor(params_path, model, vocab, device).predict(items):
+    for r in load_predictor(params_path, model, vocab, device).predict_stream(itertools.chain([first], items)):
         if as_json:
             click.echo(json.dumps(r, ensure_ascii=False))
         elif r["label"] is None:

@@ -287,6 +287,43 @@ def test_predict_cli_reads_stdin_and_reports_missing_model(demo, trained, tmp_pa
         assert exe.stderr.decode() == f"Error: {name} is not valid UTF-8 (line 2, byte offset 14); re-save it as UTF-8\n"
 
 
+def test_predict_stream_reads_one_block_ahead_and_equals_predict(demo, trained):
+    from pipeline.predict import Predictor
+
+    p = Predictor(trained / "model.pt", demo / "vocab" / "vocab.tsv")
+    texts = ["", "zzzz qqqq"] + [f"review {i}: " + " ".join(["good"] * (i % 7) + ["boring"] * (i % 5)) for i in range(2500)]
+    pulled = []
+
+    def source():
+        for i, text in enumerate(texts):
+            pulled.append(i)
+            yield text
+
+    stream = p.predict_stream(source(), block=1000)
+    first = next(stream)
+    assert len(pulled) == 1000  # the first results come after one block is read, not the input
+    streamed = [first, *stream]
+    whole = p.predict(texts)
+    assert [r["text"] for r in streamed] == texts and [r["label"] for r in streamed] == [r["label"] for r in whole]
+    for a, b in zip(streamed, whole):  # other batches, same results (to the float rounding of a batch)
+        assert a.get("error") == b.get("error")
+        assert a["probs"] is None or all(abs(a["probs"][k] - b["probs"][k]) < 1e-4 for k in a["probs"])
+
+
+def test_predict_cli_prints_the_blocks_before_an_invalid_line(demo, trained, tmp_path, write_params):
+    """A file is classified as it is read: an invalid byte on line 8,195 stops the run with one line
+    naming it, after the first block's 8,192 results were printed, in input order."""
+    lines = [f"a good film, number {i}\n".encode() for i in range(8200)]
+    lines[8194] = b"a bad \xff byte\n"
+    (tmp_path / "many.txt").write_bytes(b"".join(lines))
+    args = ["--params", write_params(), "--model", trained, "--vocab", demo / "vocab" / "vocab.tsv", "--json"]
+    proc = run_cli("predict", *args, "--file", tmp_path / "many.txt", check=False)
+    assert proc.returncode == 2
+    offset = sum(map(len, lines[:8194])) + len(b"a bad ")
+    assert proc.stderr == f"Error: {tmp_path / 'many.txt'} is not valid UTF-8 (line 8195, byte offset {offset}); re-save it as UTF-8\n"
+    assert [json.loads(line)["text"] for line in proc.stdout.splitlines()] == [f"a good film, number {i}" for i in range(8192)]
+
+
 def test_vectors_file_initialises_embeddings(demo, tmp_path):
     from pipeline.vectors import load_vectors
     from pipeline.vocab import Vocabulary
