@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -50,6 +51,20 @@ def new_project(root, corpus):
         params[block].update(values)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return project
+
+
+@pytest.fixture(scope="module")
+def built(corpus, tmp_path_factory):
+    """A project of the corpus with every stage up to train run once; each test works on a copy
+    (git repository, DVC cache and run-cache included), so the module builds it once."""
+    project = new_project(tmp_path_factory.mktemp("built") / "p", corpus)
+    dvc("repro", "train", cwd=project)
+    return project
+
+
+def copy_of(project, dest):
+    shutil.copytree(project, dest, symlinks=True)
+    return dest
 
 
 def digest(project):
@@ -131,9 +146,9 @@ def interrupt(project, stage, sig, rng):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
-def test_interrupted_stages_leave_nothing_accepted_and_repro_is_byte_identical(corpus, tmp_path, sig):
-    project = new_project(tmp_path / "p", corpus)
-    dvc("repro", "train", cwd=project)
+def test_interrupted_stages_leave_nothing_accepted_and_repro_is_byte_identical(built, tmp_path, sig):
+    project = copy_of(built, tmp_path / "p")
+    assert ran_stages(dvc("repro", "train", cwd=project).stdout) == ["check"]  # the copy is up to date
     reference = digest(project)
     rng = random.Random(int(sig))
     interrupted = []
@@ -159,11 +174,11 @@ def test_interrupted_stages_leave_nothing_accepted_and_repro_is_byte_identical(c
 
 
 @pytest.mark.slow
-def test_two_writers_never_race(corpus, tmp_path):
-    project = new_project(tmp_path / "p", corpus)
-    dvc("repro", "shard", cwd=project)
+def test_two_writers_never_race(built, tmp_path):
+    project = copy_of(built, tmp_path / "p")
     # Two `dvc repro` at once in one workspace: DVC's lock stops the second; the first finishes whole.
-    first = subprocess.Popen(["dvc", "repro", "train"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(["dvc", "repro", "-f", "-s", "train"], cwd=project, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: stage_process(first, "train") or first.poll() is not None)
         second = dvc("repro", "train", cwd=project, check=False)

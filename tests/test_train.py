@@ -121,7 +121,7 @@ def test_killed_training_resumes_to_the_same_model(demo, tmp_path, resume_every,
 
     # the mid-epoch case under a warm-up and a cosine decay: the learning rate resumes on its curve too
     schedule = {"lr_schedule": "cosine", "lr_warmup": 0.1} if resume_every else {}
-    train = {**FAST, "epochs": 3, "hidden_size": 32, "batch_size": 16, "resume_every": resume_every, **schedule}
+    train = {**FAST, "epochs": 2, "hidden_size": 32, "batch_size": 16, "resume_every": resume_every, **schedule}
     full = _project(tmp_path / "full", demo, train)
     run_cli("train", cwd=full)
     part = _project(tmp_path / "part", demo, train)
