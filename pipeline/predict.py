@@ -32,6 +32,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .buckets import truncate_docs
 from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device, read_checkpoint_file
@@ -97,19 +98,21 @@ class Predictor:
         if not texts:
             raise PipelineError("no text to classify; pass text as arguments, --file FILE, or on stdin")
         with self.tokenizer as tok:
-            return self._classify(tok, texts, batch_size)
+            return self._classify(tok, texts, batch_size, "predict")
 
     def predict_stream(self, texts: Iterable[str], block: int = BLOCK, batch_size: int = BATCH_SIZE) -> Iterator[dict]:
         """:meth:`predict`'s results for any number of texts, in order, ``block`` texts at a time: memory
         does not grow with the input, and the first results come before the input ends."""
         texts = iter(texts)
-        with self.tokenizer as tok:
+        with self.tokenizer as tok, tqdm(desc="predict", unit="text", disable=None) as bar:
             while chunk := list(itertools.islice(texts, block)):
-                yield from self._classify(tok, chunk, batch_size)
+                yield from self._classify(tok, chunk, batch_size, None)
+                bar.update(len(chunk))
 
     @torch.no_grad()
-    def _classify(self, tok: ParallelTokenizer, texts: Sequence[str], batch_size: int) -> list[dict]:
-        tokens = tok.tokenize(texts, desc="predict").to_pylist()
+    def _classify(self, tok: ParallelTokenizer, texts: Sequence[str], batch_size: int, desc: str | None) -> list[dict]:
+        """:meth:`predict` on ``texts`` with the tokenizer ``tok`` (entered), its bar named ``desc``."""
+        tokens = tok.tokenize(texts, desc=desc).to_pylist()
         encoded = truncate_docs([self.vocab.encode(t) for t in tokens], self.bucket.max_len, self.bucket.keep_head)
         unknown = [sum(x == UNK_ID for x in ids) for ids in encoded]
         results: list[dict] = [{} for _ in texts]

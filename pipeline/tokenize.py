@@ -231,11 +231,12 @@ class ParallelTokenizer:
         while pending:
             yield pending.popleft().get()
 
-    def tokenize(self, texts: Sequence[str], desc: str = "tokenize") -> pa.ChunkedArray:
-        """A list of texts (small inputs: predict) as one ``list<string>`` array."""
+    def tokenize(self, texts: Sequence[str], desc: str | None = "tokenize") -> pa.ChunkedArray:
+        """A list of texts (small inputs: predict) as one ``list<string>`` array, with a progress bar
+        named ``desc`` (none when ``desc`` is None: the caller shows its own)."""
         chunks = (texts[i:i + self.chunk_size] for i in range(0, len(texts), self.chunk_size))
         out = []
-        with tqdm(total=len(texts), desc=desc, unit="doc", disable=None) as bar:
+        with tqdm(total=len(texts), desc=desc, unit="doc", disable=None if desc else True) as bar:
             for arr in self.stream(chunks):
                 out.append(arr)
                 bar.update(len(arr))
