@@ -156,6 +156,7 @@ def train_word2vec(sentences: TokenStream, cfg: VectorsConfig) -> Any:
     """gensim ``Word2Vec`` over ``sentences``; a progress bar per epoch. Bit-for-bit repeatable with ``workers: 1``."""
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
+
     epochs = cfg.epochs
     bar = tqdm(total=epochs, desc="word2vec", unit="epoch", disable=None)
 

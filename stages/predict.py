@@ -57,8 +57,8 @@ def load_predictor(params_path: str, model: str | None, vocab: str | None, devic
 def main(params_path, texts, file_, text_field, model, vocab, device, as_json) -> None:
     """Print the label and class probabilities of each TEXT (or each line of --file / stdin).
 
-    Lines are read, classified and printed a block of 8,192 at a time, so a file of any size
-    works and results start at once; an invalid line stops the run after the blocks before it."""
+    Lines are read, classified and printed a block at a time, so a file of any size works and
+    results start at once; an invalid line stops the run after the blocks before it."""
     from pipeline.predict import iter_texts
 
     items: Iterator[str] = iter(texts)
