@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device
 from .config import EvaluateConfig
-from .fileio import iter_parquet, read_json, write_csv, write_json, write_text
+from .fileio import ROWS_PER_BATCH, iter_parquet, read_json, write_csv, write_json, write_text
 from .integrity import sealed_dir, verify_dir
 from .inference import predict_split
 from .report import plot_confusion, plot_curves, render_report
@@ -65,7 +65,7 @@ def raw_rows_at(raw_path: Path, rows: np.ndarray) -> dict[int, dict]:
     memory does not grow with the split."""
     columns = [c for c in ("id", "text") if c in pq.read_schema(raw_path).names]
     wanted, found, start = np.unique(rows.astype(np.int64)), {}, 0
-    for batch in iter_parquet(raw_path, 8192, columns):
+    for batch in iter_parquet(raw_path, ROWS_PER_BATCH, columns):
         end = start + batch.num_rows
         for r in wanted[(wanted >= start) & (wanted < end)]:
             found[int(r)] = {c: batch.column(c)[int(r) - start].as_py() for c in columns}

@@ -85,7 +85,7 @@ def parquet_rows(path: Path) -> SplitRows:
         return PipelineError(f"could not read {path} as parquet: {first_line(exc)}")
 
     try:
-        meta = pq.ParquetFile(str(path)).metadata
+        meta = pq.read_metadata(str(path))
         schema = meta.schema.to_arrow_schema()
     except (pa.ArrowException, OSError) as exc:
         raise unreadable(exc) from None
