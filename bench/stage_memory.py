@@ -1,4 +1,9 @@
-"""Peak memory of the vocab, bucket and vectors stages as a corpus grows, on synthetic data.
+"""Peak memory of the ingest, vocab, bucket and vectors stages as a corpus grows, on synthetic data.
+
+``--stage ingest``: the rows grow. A Parquet train split of ``--docs`` short texts
+(1 to 20 common words, Zipf-distributed, so short ones repeat) with 4 classes, in
+row groups of 20,000 rows; ingest (shipped params: 10% carved for validation,
+duplicates counted) reads it.
 
 ``--stage vocab``: real corpora bring new tokens as they grow (names, numbers,
 typos, URLs), so the distinct tokens of the train split grow with the corpus.
@@ -20,6 +25,7 @@ tokenized as the tokenize stage's params say.
 Each size runs in a fresh process; the JSON line per size gives the stage's
 time and its peak memory (sum of PSS over the process tree, every 250 ms).
 
+    python bench/stage_memory.py --stage ingest --docs 1000000 4000000 8000000
     python bench/stage_memory.py --stage vocab --docs 40000 160000 640000     # 1 M, 4 M, 16 M distinct tokens
     python bench/stage_memory.py --stage bucket --docs 1000000 4000000
     python bench/stage_memory.py --stage vectors --docs 100000 400000
@@ -80,8 +86,25 @@ def write_unlabelled(path: Path, docs: int) -> None:
             writer.write_table(pa.table({"text": text}))
 
 
+def write_labelled(path: Path, docs: int) -> None:
+    """A Parquet file of ``docs`` texts of 1 to 20 common words (Zipf-distributed) with labels 0-3."""
+    rng = np.random.default_rng(2)
+    common = words(26 ** 6, COMMON)
+    path.parent.mkdir(parents=True)
+    with pq.ParquetWriter(path, pa.schema([("text", pa.string()), ("label", pa.int64())])) as writer:
+        for start in range(0, docs, DOCS_PER_BATCH):
+            n = min(DOCS_PER_BATCH, docs - start)
+            lengths = rng.integers(1, 21, n)
+            index = np.minimum(rng.zipf(1.2, int(lengths.sum())) - 1, COMMON - 1)
+            text = pc.binary_join(batch_of(common, index, lengths).column("tokens"), " ")
+            writer.write_table(pa.table({"text": text, "label": pa.array(rng.integers(0, 4, n))}))
+
+
 def write_corpus(tokens_dir: Path, docs: int, stage: str) -> None:
     """A sealed tokenize folder whose train.arrow holds ``docs`` documents (see the module doc)."""
+    if stage == "ingest":
+        write_labelled(tokens_dir.parent / "data" / "train.parquet", docs)
+        return
     rng = np.random.default_rng(0)
     common = words(26 ** 6, COMMON)  # a range of its own: no new token equals a common one
     if stage == "vectors":
@@ -107,10 +130,18 @@ def run_stage(stage: str, work: Path) -> dict:
     """The stage in this process (which runs nothing else), with its time and peak memory."""
     from bench.peak_memory import PeakRSS
     from pipeline.buckets import bucket_stage
-    from pipeline.config import BucketConfig, VectorsConfig, VocabConfig
+    from pipeline.config import BucketConfig, DatasetConfig, IngestConfig, VectorsConfig, VocabConfig
+    from pipeline.ingest import ingest
     from pipeline.vectors import vectors_stage
     from pipeline.vocab import vocab_stage
 
+    if stage == "ingest":
+        data = DatasetConfig(name="bench", source="files", path=str(work / "data")).resolve()
+        start = time.perf_counter()
+        with PeakRSS() as peak:
+            stats = ingest(data, work / "raw", IngestConfig())
+        return {"seconds": round(time.perf_counter() - start, 1), "peak_mem_mb_pss_sum": round(peak.peak / 2**20),
+                "rows": stats["rows"], "repeated_train_rows": stats["duplicates"]["train"]["repeated_rows"]}
     if stage != "vocab":
         vocab_stage(work / "tokens", work / "vocab", VocabConfig())
     start = time.perf_counter()
@@ -132,7 +163,7 @@ def run_stage(stage: str, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--stage", choices=("vocab", "bucket", "vectors"), default="vocab")
+    ap.add_argument("--stage", choices=("ingest", "vocab", "bucket", "vectors"), default="vocab")
     ap.add_argument("--docs", type=int, nargs="+", default=[40_000, 160_000, 640_000])
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)  # internal: run the stage on this folder
     args = ap.parse_args()

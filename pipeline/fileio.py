@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -227,6 +228,27 @@ def arrow_batches(path: str | os.PathLike) -> int:
 def arrow_schema(path: str | os.PathLike) -> pa.Schema:
     with pa.memory_map(str(path), "r") as source:
         return pa.ipc.open_file(source).schema
+
+
+def write_parts(path: str | os.PathLike, batch: pa.RecordBatch, part: np.ndarray, parts: int) -> None:
+    """Write ``batch`` as one Arrow file of ``parts`` record batches: batch p holds, in their order,
+    the rows whose ``part`` is p (empty or not). With :func:`read_parts` this is how a stage works on
+    data larger than memory one hash part at a time (the vocab's counts, ingest's duplicate counts)."""
+    order = np.argsort(part, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=parts))])
+    batch = batch.take(pa.array(order))
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
+        for p in range(parts):
+            writer.write_batch(batch.slice(bounds[p], bounds[p + 1] - bounds[p]))
+
+
+def read_parts(paths: list[Path], parts: int) -> Iterator[pa.Table]:
+    """Part 0, 1, ... of files written by :func:`write_parts`, each gathered from every file (read, not
+    memory-mapped: one part in memory at a time)."""
+    with contextlib.ExitStack() as stack:
+        readers = [pa.ipc.open_file(stack.enter_context(pa.OSFile(str(p)))) for p in paths]
+        for p in range(parts):
+            yield pa.Table.from_batches([r.get_batch(p) for r in readers], schema=readers[0].schema)
 
 
 def _compact(table: pa.Table) -> pa.RecordBatch:

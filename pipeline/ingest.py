@@ -14,7 +14,6 @@ Output contract (``<out>/``)::
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 from collections import Counter
@@ -24,7 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .carve import RowRoutes
 from .config import DataSource, IngestConfig
+from .duplicates import DuplicateCounter
 from .errors import PipelineError
 from .fileio import ParquetWriter, sweep_stale, temp_prefix, write_json
 from .integrity import sealed_dir
@@ -105,36 +106,15 @@ def _label_ids(split: str, labels: pa.ChunkedArray, names: list[str], ids_given:
     return index.cast(pa.int64()).to_numpy()
 
 
-def check_classes(names: list[str], train_ids: np.ndarray) -> None:
-    """Every class needs training rows, and a classifier needs two classes."""
-    counts = np.bincount(train_ids, minlength=len(names))
-    empty = [names[i] for i in np.flatnonzero(counts == 0)]
+def check_classes(names: list[str], train_counts: np.ndarray) -> None:
+    """Every class needs training rows (``train_counts``: rows per class id), and a classifier needs two classes."""
+    empty = [names[i] for i in np.flatnonzero(train_counts == 0)]
     if empty:
         raise PipelineError(f"class(es) {', '.join(empty)} have no training rows; remove them from dataset.labels "
                             "or add training rows (a class the model never sees only lowers every score)")
     if len(names) < 2:
         raise PipelineError(f"the train split has one class only ({', '.join(names) or 'none'}); a classifier "
                             "needs rows of at least two classes")
-
-
-def text_hashes(texts: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """An 8-byte fingerprint of each text (to count exact duplicates and overlap, 8 bytes a row)."""
-    out = np.empty(len(texts), dtype=np.uint64)
-    for i, t in enumerate(texts.to_pylist()):
-        out[i] = int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little")
-    return out
-
-
-def duplicate_stats(hashes: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict:
-    """Exact duplicates per split (rows repeating an earlier row's text; texts seen with different labels)
-    and rows of validation/test whose text is also in train."""
-    dupes = {}
-    for split, h in hashes.items():
-        distinct = len(np.unique(h))
-        pairs = np.unique(np.stack([h, labels[split].astype(np.uint64)]), axis=1).shape[1]  # distinct (text, label)
-        dupes[split] = {"repeated_rows": int(len(h) - distinct), "texts_with_conflicting_labels": int(pairs - distinct)}
-    overlap = {f"{s}_in_train": int(np.isin(hashes[s], hashes["train"]).sum()) for s in hashes if s != "train"}
-    return {"duplicates": dupes, "overlap": overlap}
 
 
 def check_columns(split: str, table: pa.Table | SplitRows, cfg: DataSource) -> None:
@@ -184,35 +164,15 @@ def clean_split(split: str, table: pa.Table, cfg: DataSource, names: list[str], 
     return out, dropped
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split row indices into (keep, carved): ``fraction`` of every class, chosen reproducibly."""
-    rng = np.random.default_rng(seed)
-    carved = []
-    for cls in np.unique(labels):
-        rows = np.flatnonzero(labels == cls)
-        n = int(round(len(rows) * fraction))
-        carved.append(rng.permutation(rows)[:n])
-    carved_idx = np.sort(np.concatenate(carved)) if carved else np.array([], dtype=np.int64)
-    mask = np.ones(len(labels), dtype=bool)
-    mask[carved_idx] = False
-    return np.flatnonzero(mask), carved_idx
-
-
-def sample_rows(n: int, max_rows: int, seed: int) -> np.ndarray:
-    """Positions of a reproducible random subset of at most ``max_rows`` of ``n`` rows, in order."""
-    if not max_rows or n <= max_rows:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).permutation(n)[:max_rows])
-
-
 def ingest(cfg: DataSource, out_dir: str | Path, params: IngestConfig = IngestConfig()) -> dict:
     """Load, validate and write the raw splits of ``cfg`` into ``out_dir``; return the stats.
 
     Streaming: each source split is read in record batches twice (see :mod:`pipeline.sources`).
-    The first pass cleans and counts and keeps only each kept row's label id and text fingerprint
-    (16 bytes a row), which decide the stratified carve, the ``max_rows`` sample and the duplicate
-    counts; the second cleans again and routes each row to its output split's Parquet writer
-    (row groups of ``ROWS_PER_BATCH`` rows, whatever the source's chunking). Local files other than Parquet are loaded through a cache folder of this run's
+    The first pass cleans and counts rows per class, which fixes the carved splits' sizes
+    (:mod:`pipeline.carve`); the second cleans again, routes each row to its output split's Parquet
+    writer (row groups of ``ROWS_PER_BATCH`` rows, whatever the source's chunking) and counts
+    duplicates (:mod:`pipeline.duplicates`). Nothing is held per row, so memory does not grow with
+    the dataset. Local files other than Parquet are loaded through a cache folder of this run's
     own beside ``out_dir`` (removed at the end; a killed run's is removed by the next), so they are
     read by content.
     """
@@ -221,76 +181,61 @@ def ingest(cfg: DataSource, out_dir: str | Path, params: IngestConfig = IngestCo
     cache_name = out_dir.with_name(out_dir.name + "-cache")
     sweep_stale(cache_name)
     with tempfile.TemporaryDirectory(prefix=temp_prefix(cache_name), suffix=".tmp", dir=out_dir.parent) as cache:
-        return _ingest(cfg, out_dir, params, load_splits(cfg, cache_dir=cache))
+        return _ingest(cfg, out_dir, params, load_splits(cfg, cache_dir=cache), Path(cache))
 
 
-def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str, SplitRows]) -> dict:
+def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str, SplitRows], scratch: Path) -> dict:
     for split, rows in raw.items():
         check_columns(split, rows, cfg)
     columns = [c for c in (cfg.text_column, cfg.label_column, cfg.id_column) if c]
     names = _label_names(cfg, raw["train"])
-    labels: dict[str, np.ndarray] = {}
-    hashes: dict[str, np.ndarray] = {}
+    class_rows: dict[str, np.ndarray] = {}
     dropped: dict[str, dict] = {}
-    for split, rows in raw.items():
-        parts, fingerprints, counts = [], [], Counter()
+    for split, rows in raw.items():  # first pass: count
+        counts, per_class = Counter(), np.zeros(len(names), np.int64)
         for batch in rows.batches(columns):
             clean, d = clean_split(split, batch, cfg, names, params.empty_text)
-            parts.append(clean.column("label").to_numpy())
-            fingerprints.append(text_hashes(clean.column("text")))
+            per_class += np.bincount(clean.column("label").to_numpy(), minlength=len(names))
             counts.update(d)
-        labels[split] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-        hashes[split] = np.concatenate(fingerprints) if fingerprints else np.zeros(0, np.uint64)
+        class_rows[split] = per_class
         dropped[split] = dict(counts) or clean_split(split, rows.empty(), cfg, names, params.empty_text)[1]
-    # Where each kept row goes: its own split, or (train) a carved split; -1 = left out by max_rows.
-    dest = {split: np.full(len(labels[split]), SPLITS.index(split), np.int8) for split in raw}
-    carved: dict[str, str] = {}
-    available = np.arange(len(labels["train"]))
-    for target, frac in (("test", cfg.test_fraction), ("validation", cfg.validation_fraction)):
-        if target not in raw and frac > 0:
-            keep, cut = stratified_split(labels["train"][available], frac, cfg.seed)
-            dest["train"][available[cut]] = SPLITS.index(target)
-            available = available[keep]
-            carved[target] = f"{frac:.0%} of train, stratified, seed {cfg.seed}"
-    outputs = [*raw, *(t for t in ("test", "validation") if t in carved)]
-    out_labels, out_hashes = {}, {}
-    for out in outputs:
-        source = "train" if out in carved else out
-        rows = np.flatnonzero(dest[source] == SPLITS.index(out))
-        left_out = np.setdiff1d(np.arange(len(rows)), sample_rows(len(rows), params.max_rows, cfg.seed))
-        dest[source][rows[left_out]] = -1
-        out_labels[out] = labels[source][dest[source] == SPLITS.index(out)]
-        out_hashes[out] = hashes[source][dest[source] == SPLITS.index(out)]
-        if len(out_labels[out]) == 0:
+    routes = RowRoutes(class_rows, {"test": cfg.test_fraction, "validation": cfg.validation_fraction},
+                       params.max_rows, cfg.seed)
+    for out, per_class in routes.class_rows.items():
+        if per_class.sum() == 0:
             raise PipelineError(f"split '{out}' is empty after dropping unusable rows ({dropped.get(out, {})}); "
                                 "check the data and columns")
-    check_classes(names, out_labels["train"])
-    stats = {
-        "dataset": cfg.name,
-        "labels": names,
-        "rows": {s: len(out_labels[s]) for s in outputs},
-        "label_counts": {s: {names[i]: int(n) for i, n in enumerate(np.bincount(out_labels[s], minlength=len(names)))}
-                         for s in outputs},
-        "dropped": dropped,
-        "carved": carved,
-        **duplicate_stats(out_hashes, out_labels),
-    }
+    check_classes(names, routes.class_rows["train"])
     fields = [("text", pa.string()), ("label", pa.int64())] + ([("id", pa.string())] if cfg.id_column else [])
     schema = pa.schema(fields, metadata=labels_metadata(names))
+    label_counts = {out: np.zeros(len(names), np.int64) for out in routes.outputs}
+    duplicates = DuplicateCounter(routes.outputs, scratch, sum(int(n.sum()) for n in class_rows.values()))
     with sealed_dir(out_dir) as tmp:
-        writers = {s: ParquetWriter(tmp / f"{s}.parquet", schema) for s in outputs}
-        for split, rows in raw.items():
-            offset = 0
+        writers = {s: ParquetWriter(tmp / f"{s}.parquet", schema) for s in routes.outputs}
+        for split, rows in raw.items():  # second pass: route and write
             for batch in rows.batches(columns):
                 clean, _ = clean_split(split, batch, cfg, names, params.empty_text)
-                where = dest[split][offset:offset + clean.num_rows]
-                offset += clean.num_rows
-                for out in outputs:
-                    mask = where == SPLITS.index(out)
+                labels = clean.column("label").to_numpy()
+                dest = routes.route(split, labels)
+                for out in routes.outputs:
+                    mask = dest == SPLITS.index(out)
                     if mask.any():
-                        writers[out].write(clean.filter(pa.array(mask)).cast(schema))
+                        rows_out = clean.filter(pa.array(mask))
+                        writers[out].write(rows_out.cast(schema))
+                        label_counts[out] += np.bincount(labels[mask], minlength=len(names))
+                        duplicates.add(out, rows_out.column("text"), labels[mask])
         for writer in writers.values():
             writer.close()
+        check_classes(names, label_counts["train"])  # again after max_rows
+        stats = {
+            "dataset": cfg.name,
+            "labels": names,
+            "rows": {s: int(label_counts[s].sum()) for s in routes.outputs},
+            "label_counts": {s: {names[i]: int(n) for i, n in enumerate(label_counts[s])} for s in routes.outputs},
+            "dropped": dropped,
+            "carved": {t: f"{f:.0%} of train, stratified, seed {cfg.seed}" for t, f in routes.carved.items()},
+            **duplicates.stats(),
+        }
         write_json(tmp / "params.json", {"dataset": cfg.record(), "ingest": params.content_params()})
         write_json(tmp / "stats.json", stats)
     return stats

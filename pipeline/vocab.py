@@ -19,7 +19,6 @@ Output contract (``<out>/``)::
 """
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -30,7 +29,8 @@ from tqdm.auto import tqdm
 
 from .config import VocabConfig
 from .errors import PipelineError
-from .fileio import arrow_batches, atomic_path, iter_arrow, scratch_dir, sha256_file, write_json
+from .fileio import (arrow_batches, atomic_path, iter_arrow, read_parts, scratch_dir, sha256_file, write_json,
+                     write_parts)
 from .integrity import sealed_dir, verify_dir
 from .progress import Heartbeat, log
 from .schema import PAD, PAD_ID, SPECIALS, SPLITS, UNK, UNK_ID  # noqa: F401  (re-exported)
@@ -180,13 +180,8 @@ class TokenCounter:
 
     def _spill(self) -> None:
         counts = self._counts.combine_chunks().to_batches()[0]
-        part = token_part(counts.column(0), self.PARTS)
-        counts = counts.take(pa.array(np.argsort(part, kind="stable")))
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=self.PARTS))])
         path = self._scratch / f"counts-{len(self.spills):05d}.arrow"
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, counts.schema) as writer:
-            for p in range(self.PARTS):  # batch p is part p, empty or not
-                writer.write_batch(counts.slice(bounds[p], bounds[p + 1] - bounds[p]))
+        write_parts(path, counts, token_part(counts.column(0), self.PARTS), self.PARTS)
         self.spills.append(path)
         log(f"vocab: the counts of {counts.num_rows:,} distinct tokens written to {path.name}; counting on")
         self._counts = None
@@ -200,10 +195,8 @@ class TokenCounter:
             return
         if self._counts is not None:
             self._spill()
-        with contextlib.ExitStack() as stack:  # files read, not mapped: one part at a time in memory
-            readers = [pa.ipc.open_file(stack.enter_context(pa.OSFile(str(p)))) for p in self.spills]
-            for p in range(self.PARTS):
-                yield sum_counts([pa.Table.from_batches([r.get_batch(p)]) for r in readers])
+        for part in read_parts(self.spills, self.PARTS):
+            yield sum_counts([part])
 
 
 class TopTokens:

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.config import DatasetConfig, IngestConfig
 from pipeline.errors import PipelineError
-from pipeline.ingest import ingest, stratified_split
+from pipeline.ingest import ingest
 
 from .helpers import run_cli, shared_dataset
 
@@ -110,17 +110,6 @@ def test_unreadable_type_and_missing_train(tmp_path):
 def test_dataset_names_that_would_clash_with_artifact_paths(name, message):
     with pytest.raises(PipelineError, match=message):
         cfg(name=name, source="files", path="x")
-
-
-def test_stratified_split_is_reproducible_and_stratified():
-    import numpy as np
-
-    labels = np.array([0] * 50 + [1] * 30)
-    keep, cut = stratified_split(labels, 0.1, seed=3)
-    keep2, cut2 = stratified_split(labels, 0.1, seed=3)
-    assert (cut == cut2).all() and (keep == keep2).all()
-    assert np.bincount(labels[cut]).tolist() == [5, 3]
-    assert sorted(np.concatenate([keep, cut]).tolist()) == list(range(80))
 
 
 def test_cli_error_is_one_line_without_traceback(tmp_path, write_params):
