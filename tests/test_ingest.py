@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.config import DatasetConfig, IngestConfig
 from pipeline.errors import PipelineError
+from pipeline.fileio import write_parts
 from pipeline.ingest import ingest
 
 from .helpers import run_cli, shared_dataset
@@ -285,3 +286,23 @@ def test_hub_splits_whole_or_sliced_give_exactly_their_rows(tmp_path, monkeypatc
     assert stats["rows"] == {"train": 300, "test": 100}
     assert pq.read_table(tmp_path / "raw" / "train.parquet").column("text").to_pylist() == train[:300]
     assert pq.read_table(tmp_path / "raw" / "test.parquet").column("text").to_pylist() == test
+
+
+def test_duplicate_counts_spilled_to_scratch_equal_those_held_in_memory(tmp_path, monkeypatch):
+    """Past DuplicateCounter.SPILL_ROWS the fingerprints go to the run's scratch folder in hash parts:
+    the same stats and raw bytes as counting in memory, and no scratch left behind."""
+    from pipeline import duplicates
+
+    held = ingest(cfg(name="demo"), tmp_path / "held" / "raw")
+    spills = []
+    monkeypatch.setattr(duplicates.DuplicateCounter, "SPILL_ROWS", 256)
+    monkeypatch.setattr(duplicates.DuplicateCounter, "PART_ROWS", 300)
+    monkeypatch.setattr(duplicates, "write_parts", lambda path, *a: spills.append(path) or write_parts(path, *a))
+    spilled = ingest(cfg(name="demo"), tmp_path / "spilled" / "raw")
+    assert len(spills) > 1 and len({p.parent for p in spills}) == 1  # several spill files, in one scratch folder
+    assert spilled == held
+    assert held["duplicates"]["train"]["repeated_rows"] > 0 and held["overlap"]["test_in_train"] > 0
+    for name in ("held", "spilled"):
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["raw"]
+    files = {name: {p.name: p.read_bytes() for p in (tmp_path / name / "raw").iterdir()} for name in ("held", "spilled")}
+    assert files["held"] == files["spilled"]
