@@ -54,9 +54,10 @@ class RowRoutes:
         dest = np.full(len(labels), SPLITS.index(split), np.int8)
         if split == "train":
             for target, selections in self._carves:
-                still = dest == SPLITS.index("train")
-                for cls in np.unique(labels[still]):
-                    rows = np.flatnonzero(still & (labels == cls))
+                still = np.flatnonzero(dest == SPLITS.index("train"))
+                by_class = still[np.argsort(labels[still], kind="stable")]  # each class's rows in stream order
+                classes, starts = np.unique(labels[by_class], return_index=True)
+                for cls, rows in zip(classes, np.split(by_class, starts[1:])):
                     dest[rows[selections[cls].take(len(rows))]] = target
         for out in map(int, np.unique(dest)):
             if out in self._samples:
