@@ -26,7 +26,6 @@ class Selection:
         self.n_left, self.k_left = n, k
         self._rng = np.random.default_rng(seed)
         self._block = np.zeros(0, bool)  # the current block's choices not yet handed out
-        self.taken = 0
 
     def take(self, m: int) -> np.ndarray:
         """A boolean mask over the next ``m`` items: True for the items taken."""
@@ -37,9 +36,7 @@ class Selection:
             part, self._block = self._block[:m], self._block[m:]
             parts.append(part)
             m -= len(part)
-        mask = np.concatenate(parts) if parts else np.zeros(0, bool)
-        self.taken += int(mask.sum())
-        return mask
+        return np.concatenate(parts) if parts else np.zeros(0, bool)
 
     def _next_block(self) -> np.ndarray:
         size = min(BLOCK, self.n_left)
