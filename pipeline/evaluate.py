@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -96,8 +97,8 @@ def read_history(path: Path) -> list[dict]:
 
 
 def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | Path, raw_dir: str | Path,
-                   out_dir: str | Path, cfg: EvaluateConfig) -> tuple[dict, list[tuple[str, str]]]:
-    """Score the model, write the report folder; return (metrics, confusion pairs)."""
+                   out_dir: str | Path, cfg: EvaluateConfig) -> tuple[dict, Iterator[tuple[str, str]]]:
+    """Score the model, write the report folder; return (metrics, the confusion pairs as they are read)."""
     model_dir = Path(model_dir)
     verify_dir(raw_dir, "ingest")
     ckpt = load_checkpoint(model_dir / "model.pt", vocab_path)
@@ -127,5 +128,12 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
                                                     read_json(Path(raw_dir) / "stats.json")))
         write_json(tmp / "params.json", {"evaluate": cfg.to_dict()})
         write_json(tmp / "metrics.json", metrics)
-    pairs = [(labels[a], labels[p]) for a, p in zip(data.labels, result["pred"])]
-    return metrics, pairs
+    return metrics, confusion_pairs(data.labels, result["pred"], labels)
+
+
+def confusion_pairs(actual: np.ndarray, predicted: np.ndarray, labels: list[str]) -> Iterator[tuple[str, str]]:
+    """(actual, predicted) class names of every row, in row order, made ``ROWS_PER_BATCH`` rows at a time."""
+    names = np.array(labels, dtype=object)
+    for start in range(0, len(actual), ROWS_PER_BATCH):
+        end = start + ROWS_PER_BATCH
+        yield from zip(names[actual[start:end]], names[predicted[start:end]])

@@ -10,7 +10,6 @@ import contextlib
 import csv
 import errno
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -142,12 +141,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_csv(path: str | os.PathLike, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
-    """Write a CSV file with a header row, ``\n`` line endings, atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_text(path, buf.getvalue())
+    """Write a CSV file with a header row, ``\n`` line endings, atomically; ``rows`` may be a generator
+    (written as it yields, never held whole)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def read_json(path: str | os.PathLike) -> Any:

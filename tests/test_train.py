@@ -11,8 +11,10 @@ from pipeline.checkpoint import load_checkpoint
 from pipeline.config import BucketConfig, EvaluateConfig, TrainConfig
 from pipeline.errors import PipelineError
 from pipeline.evaluate import classification_metrics, evaluate_stage, pick_examples
+from pipeline.fileio import write_csv
 from pipeline.predict import Predictor
 from pipeline.schema import UNK_ID
+from pipeline.shards import ShardReader
 from pipeline.train import Trainer
 from pipeline.vocab import Vocabulary
 
@@ -187,7 +189,9 @@ def test_evaluate_report_and_predict(demo, trained, tmp_path):
     assert sum(map(sum, metrics["confusion"])) == 600
     assert metrics["accuracy"] == round(np.trace(metrics["confusion"]) / 600, 6)
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == metrics
-    assert len(pairs) == 600
+    pairs = list(pairs)  # made as they are read (a generator), in the test split's row order
+    test_labels = ShardReader(demo / "shards").split("test").labels
+    assert [a for a, _ in pairs] == [("neg", "pos")[y] for y in test_labels]
     assert sum(a == p for a, p in pairs) == int(np.trace(metrics["confusion"]))
     report = (tmp_path / "eval" / "report.md").read_text()
     for needle in ("## Metrics", "## Per class", "![confusion matrix](confusion.png)", "![training curves](curves.png)",
@@ -399,3 +403,23 @@ def test_threads_default_to_omp_num_threads_else_the_cores_split_over_processes(
         assert (default_threads(1), default_threads(2)) == (cores, max(1, cores // 2)), unusable
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert default_threads(1) == cores
+
+
+def test_csv_rows_are_written_as_a_generator_yields_them(tmp_path):
+    """write_csv streams: the temporary file grows while the rows are still being made, and the bytes
+    are the csv module's, quoting included."""
+    out = tmp_path / "pairs.csv"
+    seen = []
+
+    def rows():
+        for i in range(50_000):
+            if i == 40_000:  # 40,000 rows in: already on disk, in the temporary sibling
+                seen.extend(p.stat().st_size for p in tmp_path.iterdir())
+            yield ("a, \"quoted\"\nname" if i == 0 else "neg", i)
+
+    write_csv(out, ["actual", "predicted"], rows())
+    assert len(seen) == 1 and seen[0] > 100_000  # one file then: the temporary one, already 100 kB+
+    lines = out.read_text(encoding="utf-8").split("\n")
+    assert lines[:3] == ["actual,predicted", '"a, ""quoted""', 'name",0']
+    assert lines[3:5] == ["neg,1", "neg,2"] and lines[-2:] == ["neg,49999", ""]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.csv"]
