@@ -25,7 +25,6 @@ class RowRoutes:
     """Routes for the kept rows of ``class_rows`` (per source split, rows per class id)."""
 
     def __init__(self, class_rows: dict[str, np.ndarray], fractions: dict[str, float], max_rows: int, seed: int):
-        self.sources = list(class_rows)
         self.carved: dict[str, float] = {}
         self._carves: list[tuple[int, list[Selection]]] = []
         left = class_rows["train"].copy()
