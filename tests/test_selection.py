@@ -50,6 +50,14 @@ def test_blocks_keep_each_item_equally_likely():
     assert np.abs(per_eighth - 1).max() < 0.03, per_eighth
 
 
+def test_a_blocks_share_varies_as_drawing_without_replacement():
+    # 100 of 2 blocks: the first block's share is hypergeometric, mean 50 and variance
+    # 8192 * (100/16384) * (1 - 100/16384) * (16384 - 8192) / 16383 = 24.8, not a fixed 50
+    # (which would make some subsets impossible)
+    counts = np.array([Selection(2 * BLOCK, 100, s).take(BLOCK).sum() for s in range(400)])
+    assert 48 < counts.mean() < 52 and 20 < counts.var() < 30, (counts.mean(), counts.var())
+
+
 def test_past_the_hypergeometric_limit_the_total_stays_exact(monkeypatch):
     monkeypatch.setattr(selection, "HYPERGEOMETRIC_LIMIT", 10)
     n, k = 2 * BLOCK + 77, BLOCK + 5
