@@ -27,7 +27,7 @@ from pipeline.openmp import set_wait_policy  # noqa: E402
 
 set_wait_policy()  # as the textpipe entry point does, before torch loads libgomp
 from pipeline.config import TrainConfig  # noqa: E402
-from pipeline.inference import predict_split  # noqa: E402
+from pipeline.inference import score_split  # noqa: E402
 from pipeline.train import Trainer  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def run(artifacts: Path, overrides: dict, seed: int) -> dict:
         result = trainer.fit()
         seconds = time.perf_counter() - t0
         trainer.model.load_state_dict(trainer.best_state)
-        test = predict_split(trainer.model, trainer.reader.split("test"), cfg.eval_batch_size, trainer.device)
+        test = score_split(trainer.model, trainer.reader, "test", cfg.eval_batch_size, trainer.device)
         trainer.close()
     return {"seed": seed, "val_acc": round(result["val_acc"], 4), "test_acc": round(test["accuracy"], 4),
             "best_epoch": result["best_epoch"], "epochs_run": len(trainer.history), "train_seconds": round(seconds, 1),

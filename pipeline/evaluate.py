@@ -10,34 +10,40 @@ Output contract::
     <out>/metrics.json     the same as the DVC metrics file, kept with this
                            dataset's report (the DVC file is shared by datasets)
     <out>/params.json      the evaluate params
-  plus, returned to the stage: the metrics (DVC metrics file) and the
-  (actual, predicted) pairs of every row (DVC confusion plot).
+  plus the (actual, predicted) class names of every row, in the order they were
+  scored, at the path the stage gives (the DVC confusion plot); the metrics are
+  returned to the stage (the DVC metrics file).
+
+The split is scored a batch at a time (:func:`pipeline.inference.scored_batches`):
+the confusion matrix, the loss and the misclassified examples are gathered as the
+batches pass, so memory does not grow with the split.
 """
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Iterator
-
 import numpy as np
 import pyarrow.parquet as pq
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device
 from .config import EvaluateConfig
-from .fileio import ROWS_PER_BATCH, iter_parquet, read_json, write_csv, write_json, write_text
+from .fileio import ROWS_PER_BATCH, csv_writer, iter_parquet, read_json, write_csv, write_json, write_text
 from .integrity import sealed_dir, verify_dir
-from .inference import predict_split
+from .inference import scored_batches
 from .report import plot_confusion, plot_curves, render_report
 from .shards import ShardReader
 
 EXAMPLE_CHARS = 300
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
+def confusion_counts(actual: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """The confusion matrix [classes, classes] of some rows (rows = actual)."""
+    return np.bincount(actual * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+
+
+def classification_metrics(cm: np.ndarray, labels: list[str]) -> dict:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = actual)."""
-    k = len(labels)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (y_true, y_pred), 1)
+    cm = np.asarray(cm, dtype=np.int64)
     per_class = {}
     for i, name in enumerate(labels):
         tp = cm[i, i]
@@ -55,10 +61,35 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[
     }
 
 
-def pick_examples(actual: np.ndarray, predicted: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Up to ``n`` misclassified row indices, chosen reproducibly, in row order."""
-    wrong = np.flatnonzero(predicted != actual)
-    return np.sort(np.random.default_rng(seed).permutation(wrong)[:n]) if len(wrong) else wrong
+class ExampleDraw:
+    """Up to ``n`` misclassified rows drawn uniformly from a stream of batches, reproducibly.
+
+    Every row gets a random key from one generator in stream order; the ``n`` wrong rows with the
+    smallest keys are kept, which is a uniform sample of the wrong rows whatever their number.
+    Memory holds ``n`` rows and one batch."""
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n = n
+        self.rng = np.random.default_rng(seed)
+        self.keys = np.zeros(0)
+        self.rows = np.zeros((0, 3), dtype=np.int64)  # raw row, actual, predicted
+        self.p = np.zeros(0, dtype=np.float32)
+
+    def add(self, raw_rows: np.ndarray, actual: np.ndarray, predicted: np.ndarray, p: np.ndarray) -> None:
+        keys = self.rng.random(len(raw_rows))
+        wrong = predicted != actual
+        self.keys = np.concatenate([self.keys, keys[wrong]])
+        self.rows = np.concatenate([self.rows, np.stack([raw_rows, actual, predicted], axis=1)[wrong]])
+        self.p = np.concatenate([self.p, p[wrong]])
+        if len(self.keys) > self.n:
+            keep = np.argsort(self.keys, kind="stable")[:self.n]
+            self.keys, self.rows, self.p = self.keys[keep], self.rows[keep], self.p[keep]
+
+    def picked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(raw rows, actual, predicted, p) of the kept rows, in raw row order."""
+        order = np.argsort(self.rows[:, 0], kind="stable")
+        rows = self.rows[order]
+        return rows[:, 0], rows[:, 1], rows[:, 2], self.p[order]
 
 
 def raw_rows_at(raw_path: Path, rows: np.ndarray) -> dict[int, dict]:
@@ -74,17 +105,16 @@ def raw_rows_at(raw_path: Path, rows: np.ndarray) -> dict[int, dict]:
     return found
 
 
-def example_rows(picked: np.ndarray, raw_rows: np.ndarray, actual: np.ndarray, predicted: np.ndarray,
-                 probs: np.ndarray, labels: list[str], raw_path: Path) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): [id,] actual, predicted, p, text of each picked row, read back from the raw split."""
-    found = raw_rows_at(raw_path, raw_rows[picked])
+def example_rows(raw_rows: np.ndarray, actual: np.ndarray, predicted: np.ndarray, p: np.ndarray,
+                 labels: list[str], raw_path: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): [id,] actual, predicted, p, text of each given row, read back from the raw split."""
+    found = raw_rows_at(raw_path, raw_rows)
     with_id = any("id" in r for r in found.values())
     rows = []
-    for i in picked:
-        raw = found[int(raw_rows[i])]
+    for r, a, y, q in zip(raw_rows.tolist(), actual.tolist(), predicted.tolist(), p.tolist()):
+        raw = found[r]
         text = " ".join(raw["text"].split())
-        row = [labels[actual[i]], labels[predicted[i]], f"{probs[i].max():.2f}",
-               text[:EXAMPLE_CHARS] + "…" if len(text) > EXAMPLE_CHARS else text]
+        row = [labels[a], labels[y], f"{q:.2f}", text[:EXAMPLE_CHARS] + "…" if len(text) > EXAMPLE_CHARS else text]
         rows.append([raw["id"] or "", *row] if with_id else row)
     return (["id"] if with_id else []) + ["actual", "predicted", "p", "text"], rows
 
@@ -97,26 +127,36 @@ def read_history(path: Path) -> list[dict]:
 
 
 def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | Path, raw_dir: str | Path,
-                   out_dir: str | Path, cfg: EvaluateConfig) -> tuple[dict, Iterator[tuple[str, str]]]:
-    """Score the model, write the report folder; return (metrics, the confusion pairs as they are read)."""
+                   out_dir: str | Path, cfg: EvaluateConfig, pairs_path: str | Path) -> dict:
+    """Score the model on the split a batch at a time; write the report folder and, at ``pairs_path``,
+    the (actual, predicted) class names of every row in the order they were scored (length order).
+    Returns the metrics."""
     model_dir = Path(model_dir)
     verify_dir(raw_dir, "ingest")
     ckpt = load_checkpoint(model_dir / "model.pt", vocab_path)
     reader = ShardReader(shards, vocab_path=vocab_path)
     split = cfg.split if cfg.split != "auto" else ("test" if "test" in reader.splits else "validation")
-    data = reader.split(split)
     device = pick_device(ckpt["config"].get("device", "auto"))
     labels = list(ckpt["labels"])
-    result = predict_split(model_from_checkpoint(ckpt, device), data, cfg.batch_size, device)
-    metrics = classification_metrics(data.labels, result["pred"], labels)
-    metrics.update(loss=round(result["loss"], 6), split=split, rows=len(data))
-    picked = pick_examples(data.labels, result["pred"], cfg.examples)
-    example_header, examples = example_rows(picked, data.raw_rows, data.labels, result["pred"], result["probs"],
-                                            labels, Path(raw_dir) / f"{split}.parquet")
+    names = np.array(labels, dtype=object)
+    cm = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    loss_sum, draw = 0.0, ExampleDraw(cfg.examples)
+    model = model_from_checkpoint(ckpt, device)
+    with csv_writer(pairs_path, ["actual", "predicted"]) as pairs:
+        for scored in scored_batches(model, reader, split, cfg.batch_size, device):
+            actual, predicted = scored.batch.labels, scored.predicted
+            cm += confusion_counts(actual, predicted, len(labels))
+            loss_sum += scored.loss_sum
+            draw.add(scored.batch.raw_rows, actual, predicted, scored.probs.max(axis=1))
+            pairs.writerows(zip(names[actual], names[predicted]))
+    rows = int(cm.sum())
+    metrics = classification_metrics(cm, labels)
+    metrics.update(loss=round(loss_sum / max(rows, 1), 6), split=split, rows=rows)
+    example_header, examples = example_rows(*draw.picked(), labels, Path(raw_dir) / f"{split}.parquet")
     with sealed_dir(out_dir) as tmp:
         has_curves = plot_curves(read_history(model_dir / "history.csv"), tmp / "curves.png")
         plot_confusion(metrics["confusion"], labels, tmp / "confusion.png",
-                       f"Confusion matrix\n{reader.dir.parent.name}, {split} split, {len(data):,} rows")
+                       f"Confusion matrix\n{reader.dir.parent.name}, {split} split, {rows:,} rows")
         write_csv(tmp / "per_class.csv", ["label", "precision", "recall", "f1", "support"],
                   ([n, c["precision"], c["recall"], c["f1"], c["support"]] for n, c in metrics["per_class"].items()))
         model_stats = read_json(model_dir / "stats.json")
@@ -128,12 +168,4 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
                                                     read_json(Path(raw_dir) / "stats.json")))
         write_json(tmp / "params.json", {"evaluate": cfg.to_dict()})
         write_json(tmp / "metrics.json", metrics)
-    return metrics, confusion_pairs(data.labels, result["pred"], labels)
-
-
-def confusion_pairs(actual: np.ndarray, predicted: np.ndarray, labels: list[str]) -> Iterator[tuple[str, str]]:
-    """(actual, predicted) class names of every row, in row order, made ``ROWS_PER_BATCH`` rows at a time."""
-    names = np.array(labels, dtype=object)
-    for start in range(0, len(actual), ROWS_PER_BATCH):
-        end = start + ROWS_PER_BATCH
-        yield from zip(names[actual[start:end]], names[predicted[start:end]])
+    return metrics

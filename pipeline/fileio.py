@@ -140,12 +140,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_csv(path: str | os.PathLike, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
-    """Write a CSV file with a header row, ``\n`` line endings, atomically; ``rows`` may be a generator
-    (written as it yields, never held whole)."""
+@contextlib.contextmanager
+def csv_writer(path: str | os.PathLike, header: list[str]) -> Iterator[Any]:
+    """A ``csv.writer`` (``\n`` line endings) on a temporary file that has ``header`` as its first row and
+    becomes ``path`` when the block ends without an error."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
+        yield writer
+
+
+def write_csv(path: str | os.PathLike, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    """Write a CSV file with a header row, atomically; ``rows`` may be a generator (written as it yields,
+    never held whole)."""
+    with csv_writer(path, header) as writer:
         writer.writerows(rows)
 
 

@@ -2,34 +2,54 @@
 
 It lives apart from both so that editing evaluation or report code does not
 rerun training (DVC reruns a stage when a module it imports changes).
+
+The split is read in length order a batch at a time (:meth:`ShardReader.length_ordered`),
+so nothing per row is held, whatever the split's size.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from .sampler import LengthBucketSampler, by_length_desc, collate
-from .shards import SplitData
+from .config import TrainConfig as _T
+from .shards import Batch, ShardReader
+
+
+@dataclass
+class Scored:
+    """A batch and the model's class probabilities [B, classes] and summed loss for it."""
+
+    batch: Batch
+    probs: np.ndarray
+    loss_sum: float
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probs.argmax(axis=1)
 
 
 @torch.no_grad()
-def predict_split(model: nn.Module, data: SplitData, batch_size: int, device: torch.device) -> dict:
-    """Loss, accuracy, predictions and probabilities over a whole split, in the split's row order."""
+def scored_batches(model: nn.Module, reader: ShardReader, split: str, batch_size: int,
+                   device: torch.device) -> Iterator[Scored]:
+    """The model's outputs over ``split``, batch by batch in length order (batches of at most
+    ``batch_size`` rows and the default training token budget)."""
     model.eval()
-    sampler = LengthBucketSampler(data.lengths, None, batch_size, shuffle=False)
-    probs = np.zeros((len(data), model.head.out_features), dtype=np.float32)
-    loss_sum = 0.0
-    for batch in sampler:
-        order = by_length_desc(data, batch)
-        ids, lengths, labels = collate(data, batch)
-        logits = model(ids.to(device), lengths)
-        loss_sum += nn.functional.cross_entropy(logits, labels.to(device), reduction="sum").item()
-        probs[order] = torch.softmax(logits.float(), dim=1).cpu().numpy()
-    preds = probs.argmax(axis=1)
-    return {
-        "loss": loss_sum / max(len(data), 1),
-        "accuracy": float((preds == data.labels).mean()) if len(data) else 0.0,
-        "pred": preds,
-        "probs": probs,
-    }
+    for batch in reader.length_ordered(split, batch_size, _T.max_tokens):
+        labels = torch.from_numpy(batch.labels).to(device)
+        logits = model(torch.from_numpy(batch.ids).to(device), torch.from_numpy(batch.lengths))
+        loss_sum = nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+        yield Scored(batch, torch.softmax(logits.float(), dim=1).cpu().numpy(), loss_sum)
+
+
+def score_split(model: nn.Module, reader: ShardReader, split: str, batch_size: int, device: torch.device) -> dict:
+    """Mean loss, accuracy and row count over a whole split."""
+    loss_sum, correct, rows = 0.0, 0, 0
+    for scored in scored_batches(model, reader, split, batch_size, device):
+        loss_sum += scored.loss_sum
+        correct += int((scored.predicted == scored.batch.labels).sum())
+        rows += len(scored.batch.labels)
+    return {"loss": loss_sum / max(rows, 1), "accuracy": correct / rows if rows else 0.0, "rows": rows}

@@ -24,6 +24,7 @@ checksum and the vocabulary hash before handing out memory-mapped columns.
 """
 from __future__ import annotations
 
+import mmap
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,6 +236,58 @@ class ShardReader:
         return SplitData(values, offsets, cat(lengths, np.int64), cat(labels, np.int64), cat(buckets, np.int64),
                          cat(raw_rows, np.int64), cat(shard_of, np.int32), cat(row_in, np.int64))
 
+    def length_ordered(self, split: str, batch_size: int, max_tokens: int = 0) -> Iterator["Batch"]:
+        """The split's rows shortest first (ties in split order), cut into batches as
+        :class:`~pipeline.sampler.LengthBucketSampler` cuts them without shuffling (at most
+        ``batch_size`` rows and, if ``max_tokens`` > 0, ``max_tokens`` padded tokens), each batch's
+        rows longest first (ties in split order), as :func:`~pipeline.sampler.collate` stacks them.
+
+        Nothing per row is held: each shard is sorted by length, so the split's length order is a
+        merge of the runs of equal length in each record batch (8,192 rows) of each shard, and a
+        batch is a few runs copied out of the memory-mapped shards, whose pages are given back as the
+        reading moves on (:class:`MappedPages`). Memory holds one batch and 32 bytes per run: a few
+        hundred runs per record batch at most, well under a byte per row."""
+        columns = [c for s in self._shards(split) for c in self._record_batches(s["file"])]
+        starts = np.concatenate([[0], np.cumsum([len(c.lengths) for c in columns])]).astype(np.int64)
+        runs = _length_runs([c.lengths for c in columns])
+        pages = MappedPages()
+        for c in columns:  # the length columns have been read
+            pages.read(c.mapped, 0)
+        pages.give_back()
+        pieces: list[tuple[ShardColumns, int, int, int, int]] = []  # (columns, first row, end row, length, split position)
+        filled = 0
+        for length, k, lo, hi in (run for at in range(0, len(runs), 4096) for run in runs[at:at + 4096].tolist()):
+            cap = batch_size if not (max_tokens and length) else min(batch_size, max(1, max_tokens // length))
+            while lo < hi:
+                if filled and filled >= cap:  # the next row would break the row cap or the token budget
+                    yield _gather(pieces)
+                    for c, first, end, n, _ in pieces:
+                        pages.read(c.mapped, (end - first) * (4 * n + ROW_BYTES))
+                    pieces, filled = [], 0
+                take = min(hi - lo, cap - filled)
+                pieces.append((columns[k], lo, lo + take, length, int(starts[k]) + lo))
+                filled += take
+                lo += take
+        if pieces:
+            yield _gather(pieces)
+
+    def _record_batches(self, name: str) -> list["ShardColumns"]:
+        """The columns of each record batch of a shard (in order), over a map of its file that
+        :class:`MappedPages` can give back pages of."""
+        with open(self.dir / name, "rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        batches = []
+        previous = -1
+        file = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapped)))
+        for batch in map(file.get_batch, range(file.num_record_batches)):
+            ids, lengths = batch.column("ids"), batch.column("length").to_numpy()
+            if len(lengths) and (previous > lengths[0] or bool((lengths[1:] < lengths[:-1]).any())):
+                raise PipelineError(f"{self.dir / name} is not sorted by length; rerun `textpipe shard`")
+            previous = lengths[-1] if len(lengths) else previous
+            batches.append(ShardColumns(ids.values.to_numpy(), ids.offsets.to_numpy(), lengths,  # views: no copy
+                                        batch.column("label").to_numpy(), batch.column("row").to_numpy(), mapped))
+        return batches
+
     def _shards(self, split: str) -> list[dict]:
         if split not in self.manifest["splits"]:
             raise PipelineError(f"split '{split}' is not in {self.dir}/manifest.json (it has: {', '.join(self.splits)})")
@@ -243,3 +296,89 @@ class ShardReader:
     def _open(self, name: str) -> pa.Table:
         source = pa.memory_map(str(self.dir / name), "r")
         return pa.ipc.open_file(source).read_all()
+
+
+@dataclass
+class ShardColumns:
+    """One record batch of a shard: its columns as numpy views of the file's map (rows sorted by length)."""
+
+    values: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    raw_rows: np.ndarray
+    mapped: mmap.mmap
+
+
+class MappedPages:
+    """Gives back the pages of file maps that have been read, every ``GIVE_BACK_BYTES`` read.
+
+    A page of a memory-mapped file that has been read stays mapped into the process (and counts in
+    its memory) until the map is closed, so reading a whole split through maps would hold the split.
+    Every so many bytes read, the maps read since are told their pages are not needed
+    (``MADV_DONTNEED``): they stay in the page cache, and a page read again is mapped again from it."""
+
+    GIVE_BACK_BYTES = 16 << 20
+
+    def __init__(self) -> None:
+        self.maps: dict[int, mmap.mmap] = {}
+        self.bytes = 0
+
+    def read(self, mapped: mmap.mmap, nbytes: int) -> None:
+        self.maps[id(mapped)] = mapped
+        self.bytes += nbytes
+        if self.bytes >= self.GIVE_BACK_BYTES:
+            self.give_back()
+
+    def give_back(self) -> None:
+        if hasattr(mmap, "MADV_DONTNEED"):  # not on every platform: then the maps stay as they are
+            for mapped in self.maps.values():
+                mapped.madvise(mmap.MADV_DONTNEED)
+        self.maps, self.bytes = {}, 0
+
+
+@dataclass
+class Batch:
+    """Rows of a split as the model takes them: ``ids`` [B, T] int64 right-padded with 0, and per row its
+    length, label, position in the split (shard order) and row number in the raw split."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    positions: np.ndarray
+    raw_rows: np.ndarray
+
+
+def _length_runs(shard_lengths: list[np.ndarray]) -> np.ndarray:
+    """(length, shard, first row, end row) of every run of equal length in every shard, ordered by
+    length, then shard: the stable length order of the whole split, a run at a time."""
+    runs = []
+    for k, lengths in enumerate(shard_lengths):
+        if not len(lengths):
+            continue
+        edges = np.flatnonzero(lengths[1:] != lengths[:-1]) + 1
+        lo = np.concatenate([[0], edges])
+        hi = np.concatenate([edges, [len(lengths)]])
+        runs.append(np.stack([lengths[lo].astype(np.int64), np.full(len(lo), k), lo, hi], axis=1))
+    if not runs:
+        return np.zeros((0, 4), dtype=np.int64)
+    runs_all = np.concatenate(runs)
+    return runs_all[np.lexsort((runs_all[:, 1], runs_all[:, 0]))]
+
+
+def _gather(pieces: list[tuple[ShardColumns, int, int, int, int]]) -> Batch:
+    """One batch from runs of equal length, given shortest first: rows stacked longest first, ties in the
+    given order (a stable sort on -length, as :func:`~pipeline.sampler.by_length_desc`)."""
+    width = pieces[-1][3]
+    rows = sum(hi - lo for _, lo, hi, _, _ in pieces)
+    ids = np.zeros((rows, width), dtype=np.int64)
+    at = 0
+    for shard, lo, hi, length, _ in pieces:
+        if length:
+            ids[at:at + hi - lo, :length] = shard.values[shard.offsets[lo]:shard.offsets[hi]].reshape(hi - lo, length)
+        at += hi - lo
+    cat = lambda column: np.concatenate([getattr(p[0], column)[p[1]:p[2]] for p in pieces]).astype(np.int64)  # noqa: E731
+    lengths = np.concatenate([np.full(hi - lo, length, dtype=np.int64) for _, lo, hi, length, _ in pieces])
+    positions = np.concatenate([np.arange(pos, pos + hi - lo, dtype=np.int64) for _, lo, hi, _, pos in pieces])
+    order = np.argsort(-lengths, kind="stable")
+    return Batch(ids[order], lengths[order], cat("labels")[order], positions[order], cat("raw_rows")[order])

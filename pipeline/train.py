@@ -46,7 +46,7 @@ from .checkpoint import build_model, make_checkpoint, pick_device, save_checkpoi
 from .config import TrainConfig
 from .distributed import World, default_threads, rank_batches
 from .errors import PipelineError
-from .inference import predict_split
+from .inference import score_split
 from .optim import ClassifierOptimizer, clip_grad_norm, schedule_factor
 from .progress import Heartbeat, log
 from .fileio import atomic_path, sha256_file, write_csv, write_json
@@ -85,7 +85,6 @@ class Trainer:
         if "validation" not in self.reader.splits:
             raise PipelineError("the shards have no validation split; set dataset.validation_fraction > 0 and rerun")
         self.train_data = self.reader.split("train")
-        self.val_data = self.reader.split("validation")
         torch.set_num_threads(cfg.threads or default_threads(self.world.size))
         torch.manual_seed(cfg.seed)
         self.model = build_model(self.config, len(self.vocab), len(self.labels), self.device)
@@ -225,7 +224,7 @@ class Trainer:
         t0 = time.perf_counter()
         for epoch in range(self.start_epoch, self.cfg.epochs + 1):
             stats = self.train_epoch(epoch)
-            val = predict_split(self.model, self.val_data, self.cfg.eval_batch_size, self.device)
+            val = score_split(self.model, self.reader, "validation", self.cfg.eval_batch_size, self.device)
             row = {"epoch": epoch, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
                    "val_loss": val["loss"], "val_acc": val["accuracy"], "padding_waste": stats["padding_waste"]}
             self.history.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})

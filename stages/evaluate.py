@@ -1,7 +1,6 @@
 """`textpipe evaluate`: metrics, plots and report.md for the trained model."""
 import click
 
-from pipeline.fileio import write_csv
 from pipeline.layout import plots_file, stage_dir, vocab_file
 
 from .common import echo_json, params_option, stage_configs, write_metrics
@@ -14,8 +13,7 @@ def main(params_path: str) -> None:
     dataset, cfg = stage_configs(params_path, "evaluate")
     from pipeline.evaluate import evaluate_stage  # after the params check, not at the top: `textpipe evaluate --help` stays instant
     name = dataset.name
-    metrics, pairs = evaluate_stage(stage_dir(name, "shard"), vocab_file(name), stage_dir(name, "train"),
-                                    stage_dir(name, "ingest"), stage_dir(name, "evaluate"), cfg["evaluate"])
+    metrics = evaluate_stage(stage_dir(name, "shard"), vocab_file(name), stage_dir(name, "train"),
+                             stage_dir(name, "ingest"), stage_dir(name, "evaluate"), cfg["evaluate"], plots_file("confusion"))
     write_metrics("eval", {k: metrics[k] for k in ("accuracy", "macro_f1", "loss")})
-    write_csv(plots_file("confusion"), ["actual", "predicted"], pairs)
     echo_json({k: metrics[k] for k in ("split", "rows", "accuracy", "macro_f1", "loss")})

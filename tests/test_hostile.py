@@ -232,14 +232,13 @@ def test_id_column_is_carried_into_raw_and_the_reports_examples(tmp_path):
     assert stats["rows"] == {"train": 3} and {k: v for k, v in stats["dropped"]["train"].items() if v} == {"null_text": 1}
     raw = pq.read_table(tmp_path / "raw" / "train.parquet")
     assert raw.column_names == ["text", "label", "id"] and raw.column("id").to_pylist() == ["T-1", "T-2", "T-4"]
-    header, examples = example_rows(np.array([0, 2]), np.array([2, 1, 0]), np.array([0, 1, 0]), np.array([1, 1, 1]),
-                                    np.array([[0.2, 0.8], [0.3, 0.7], [0.1, 0.9]]), ["billing", "tech"],
-                                    tmp_path / "raw" / "train.parquet")
+    header, examples = example_rows(np.array([2, 0]), np.array([0, 0]), np.array([1, 1]), np.array([0.8, 0.9]),
+                                    ["billing", "tech"], tmp_path / "raw" / "train.parquet")
     assert header == ["id", "actual", "predicted", "p", "text"]
     assert examples == [["T-4", "billing", "tech", "0.80", "invoice wrong"], ["T-1", "billing", "tech", "0.90", "refund please"]]
     with pytest.raises(PipelineError, match="has no column 'nope'.*dataset.id_column"):
         run_ingest(tmp_path / "again", files, {"id_column": "nope"})
     pq.write_table(pa.table({"text": ["a"], "label": [0]}), tmp_path / "plain.parquet")
-    assert example_rows(np.array([0]), np.array([0]), np.array([0]), np.array([1]), np.array([[0.4, 0.6]]),
+    assert example_rows(np.array([0]), np.array([0]), np.array([1]), np.array([0.6]),
                         ["billing", "tech"], tmp_path / "plain.parquet") == (
         ["actual", "predicted", "p", "text"], [["billing", "tech", "0.60", "a"]])

@@ -1,9 +1,13 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from pipeline.sampler import LengthBucketSampler, by_length_desc, collate
-from pipeline.shards import ShardReader, SplitData
+from pipeline.errors import PipelineError
+from pipeline.shards import ShardReader, SplitData, shard_stage
+from pipeline.config import ShardConfig
 
 rng = np.random.default_rng(0)
 LENGTHS = rng.integers(1, 200, size=1000)
@@ -102,6 +106,90 @@ def test_collate_equals_row_by_row_stacking_on_real_shards(demo):
             expected[i, :len(row)] = row
         assert np.array_equal(ids.numpy(), expected)
         assert lengths.tolist() == [len(r) for r in rows]
+
+
+@pytest.mark.parametrize("batch_size, max_tokens", [(64, 0), (64, 900), (7, 0), (256, 16000), (50, 10)])
+def test_length_ordered_batches_are_the_unshuffled_sampler_and_collate(demo, tmp_path, batch_size, max_tokens):
+    """What validation and evaluate read without holding anything per row is exactly what the sampler
+    (no shuffle) and collate gave: the same batches, rows in the same order, the same ids, on shards small
+    enough that every bucket spans several (and a budget that binds, and one below the longest row)."""
+    shard_stage(demo / "ids", demo / "vocab" / "vocab.tsv", tmp_path / "shards", ShardConfig(shard_size_mb=0.002))
+    reader = ShardReader(tmp_path / "shards")
+    shards = reader.manifest["splits"]["train"]["shards"]
+    assert len(shards) > 2 * len({s["bucket"] for s in shards})  # most buckets in several shards
+    data = reader.split("train")
+    expected = LengthBucketSampler(data.lengths, None, batch_size, max_tokens, shuffle=False).batches()
+    got = list(reader.length_ordered("train", batch_size, max_tokens))
+    assert len(got) == len(expected)
+    for batch, rows in zip(got, expected):
+        ids, lengths, labels = collate(data, rows)
+        order = by_length_desc(data, rows)
+        assert np.array_equal(batch.ids, ids.numpy()) and batch.ids.dtype == np.int64
+        assert batch.lengths.tolist() == lengths.tolist() and batch.labels.tolist() == labels.tolist()
+        assert batch.positions.tolist() == order.tolist()
+        assert batch.raw_rows.tolist() == data.raw_rows[order].tolist()
+    assert sorted(np.concatenate([b.positions for b in got]).tolist()) == list(range(len(data)))
+
+
+def test_length_ordered_refuses_a_shard_not_sorted_by_length(demo, tmp_path):
+    import pyarrow as pa
+
+    import shutil
+
+    reader = ShardReader(demo / "shards")
+    for shard in reader.manifest["splits"]["test"]["shards"]:
+        shutil.copy(demo / "shards" / shard["file"], tmp_path)
+    name = reader.manifest["splits"]["test"]["shards"][-1]["file"]
+    table = pa.ipc.open_file(pa.memory_map(str(demo / "shards" / name))).read_all()
+    flipped = table.take(pa.array(np.arange(table.num_rows)[::-1]))
+    with pa.OSFile(str(tmp_path / name), "wb") as f, pa.ipc.new_file(f, flipped.schema) as w:
+        w.write_table(flipped)
+    reader.dir = tmp_path  # the checksums were checked on opening; this stands for a shard written otherwise
+    with pytest.raises(PipelineError, match=f"{name} is not sorted by length; rerun `textpipe shard`"):
+        list(reader.length_ordered("test", 64))
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads the process's mappings from /proc (Linux)")
+def test_length_ordered_gives_back_the_pages_it_has_read(tmp_path, monkeypatch):
+    """Reading a split in length order keeps the pages of about the last GIVE_BACK_BYTES read mapped, not
+    the split: the shards' resident pages, taken at every batch, stay a small share of their bytes."""
+    import pyarrow as pa
+
+    from pipeline.fileio import ArrowWriter, write_json
+    from pipeline.shards import FORMAT, MappedPages, ShardWriter
+
+    rng = np.random.default_rng(0)
+    rows = 120_000
+    lengths = rng.integers(1, 40, rows).astype(np.int32)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(rng.integers(2, 1000, int(offsets[-1]), dtype=np.int32)))
+    table = pa.table({"ids": ids, "label": pa.array(rng.integers(0, 2, rows)), "length": pa.array(lengths),
+                      "row": pa.array(np.arange(rows)), "bucket": pa.array((lengths > 20).astype(np.int16))})
+    with ArrowWriter(tmp_path / "train.arrow", table.schema) as writer:
+        writer.write(table)
+    out = tmp_path / "shards"
+    out.mkdir()
+    split = ShardWriter(out, 4 << 20).write_split("train", tmp_path / "train.arrow")
+    write_json(out / "manifest.json", {"format": FORMAT, "labels": ["a", "b"], "splits": {"train": split}})
+    shard_bytes = sum(s["bytes"] for s in split["shards"])
+    assert len(split["shards"]) >= 4 and shard_bytes > 12 << 20
+
+    def resident_kb() -> int:
+        total, ours = 0, False
+        for line in Path("/proc/self/smaps").read_text().splitlines():
+            if line[:1].isdigit() or line[:1] in "abcdef":  # a mapping's header line: address range ... path
+                ours = line.rstrip().endswith(".arrow") and str(out) in line
+            elif ours and line.startswith("Rss:"):
+                total += int(line.split()[1])
+        return total
+
+    monkeypatch.setattr(MappedPages, "GIVE_BACK_BYTES", 1 << 20)
+    seen, peak = 0, 0
+    for batch in ShardReader(out, verify=False).length_ordered("train", 256):
+        seen += len(batch.lengths)
+        peak = max(peak, resident_kb())
+    assert seen == rows
+    assert 0 < peak * 1024 < shard_bytes / 4, (peak, shard_bytes)
 
 
 def test_bad_batch_size():

@@ -1,16 +1,18 @@
 """Training, evaluation and prediction on the demo corpus."""
+import collections
 import csv
 import json
 import subprocess
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.config import BucketConfig, EvaluateConfig, TrainConfig
 from pipeline.errors import PipelineError
-from pipeline.evaluate import classification_metrics, evaluate_stage, pick_examples
+from pipeline.evaluate import ExampleDraw, classification_metrics, confusion_counts, evaluate_stage
 from pipeline.fileio import write_csv
 from pipeline.predict import Predictor
 from pipeline.schema import UNK_ID
@@ -183,16 +185,33 @@ def trained(demo, tmp_path_factory):
 
 
 def test_evaluate_report_and_predict(demo, trained, tmp_path):
-    metrics, pairs = evaluate_stage(demo / "shards", demo / "vocab" / "vocab.tsv", trained, demo / "raw",
-                                    tmp_path / "eval", EvaluateConfig())
+    metrics = evaluate_stage(demo / "shards", demo / "vocab" / "vocab.tsv", trained, demo / "raw",
+                             tmp_path / "eval", EvaluateConfig(), tmp_path / "plots" / "confusion.csv")
     assert metrics["split"] == "test" and metrics["rows"] == 600
     assert sum(map(sum, metrics["confusion"])) == 600
     assert metrics["accuracy"] == round(np.trace(metrics["confusion"]) / 600, 6)
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == metrics
-    pairs = list(pairs)  # made as they are read (a generator), in the test split's row order
-    test_labels = ShardReader(demo / "shards").split("test").labels
-    assert [a for a, _ in pairs] == [("neg", "pos")[y] for y in test_labels]
-    assert sum(a == p for a, p in pairs) == int(np.trace(metrics["confusion"]))
+    with open(tmp_path / "plots" / "confusion.csv", newline="") as f:
+        pairs = [tuple(r) for r in csv.reader(f)]
+    assert pairs[0] == ("actual", "predicted")
+    # every row once, in the order it was scored (length order), each pair counted in the matrix
+    reader = ShardReader(demo / "shards")
+    scored = [y for b in reader.length_ordered("test", EvaluateConfig().batch_size, TrainConfig.max_tokens) for y in b.labels]
+    assert [a for a, _ in pairs[1:]] == [("neg", "pos")[y] for y in scored]
+    counts = collections.Counter(pairs[1:])
+    assert [[counts[(a, p)] for p in ("neg", "pos")] for a in ("neg", "pos")] == metrics["confusion"]
+    # the examples: 8 misclassified rows (of more), each a raw test row's text and label, in raw row order
+    raw = pq.read_table(demo / "raw" / "test.parquet").to_pydict()
+    where = {" ".join(t.split()): (i, ("neg", "pos")[y]) for i, (t, y) in enumerate(zip(raw["text"], raw["label"]))}
+    section = (tmp_path / "eval" / "report.md").read_text().split("## Misclassified examples")[1].split("\n## ")[0]
+    examples = [line.split(" | ") for line in section.strip().splitlines()[2:]]
+    assert 600 - np.trace(metrics["confusion"]) > 8 and len(examples) == 8
+    rows = []
+    for actual, predicted, prob, text in examples:
+        row, label = where[text.rstrip(" |")]
+        assert actual == "| " + label and predicted != label and 0.5 <= float(prob) <= 1
+        rows.append(row)
+    assert rows == sorted(rows)
     report = (tmp_path / "eval" / "report.md").read_text()
     for needle in ("## Metrics", "## Per class", "![confusion matrix](confusion.png)", "![training curves](curves.png)",
                    "## Misclassified examples", '"hidden_size": 32', f"| {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} |"):
@@ -245,13 +264,28 @@ def test_report_data_section_counts_and_warns_about_overlap():
     assert "Warning" not in "\n".join(data_section({**data, "overlap": {"test_in_train": 0}}))
 
 
-def test_pick_examples_are_the_wrong_rows_in_order():
-    actual = np.array([0, 1, 1, 0, 1, 0])
-    predicted = np.array([0, 0, 1, 1, 0, 0])
-    assert pick_examples(actual, predicted, 8).tolist() == [1, 3, 4]
-    assert pick_examples(actual, predicted, 2).tolist() == pick_examples(actual, predicted, 2).tolist()
-    assert len(pick_examples(actual, predicted, 2)) == 2 and set(pick_examples(actual, predicted, 2)) <= {1, 3, 4}
-    assert pick_examples(actual, actual, 8).tolist() == []
+def test_example_draw_keeps_wrong_rows_uniformly_whatever_the_batches():
+    actual = np.array([0, 1, 1, 0, 1, 0, 2, 2])
+    predicted = np.array([0, 0, 1, 1, 0, 0, 1, 2])
+    raw = np.array([70, 10, 60, 30, 20, 50, 40, 0])  # raw row numbers, not in stream order
+    p = np.linspace(0.5, 0.9, 8).astype(np.float32)
+
+    def draw(n, cuts, seed=0):
+        d = ExampleDraw(n, seed)
+        for lo, hi in zip([0, *cuts], [*cuts, 8]):
+            d.add(raw[lo:hi], actual[lo:hi], predicted[lo:hi], p[lo:hi])
+        return [a.tolist() for a in d.picked()]
+
+    everything = draw(8, [3])
+    assert everything[:3] == [[10, 20, 30, 40], [1, 1, 0, 2], [0, 0, 1, 1]]  # the 4 wrong rows, raw row order
+    assert everything[3] == [p[1], p[4], p[3], p[6]]
+    assert draw(2, [3]) == draw(2, []) == draw(2, [1, 2, 5, 7])  # the same rows however the stream is cut
+    assert len(draw(2, [])[0]) == 2 and draw(0, [4])[0] == [] and draw(8, [], seed=0)[0] == draw(8, [5])[0]
+    picked = collections.Counter(r for seed in range(2000) for r in draw(2, [3], seed)[0])
+    assert sorted(picked) == [10, 20, 30, 40] and all(900 < c < 1100 for c in picked.values())  # 1,000 each
+    none = ExampleDraw(5)
+    none.add(raw, actual, actual, p)
+    assert [a.tolist() for a in none.picked()] == [[], [], [], []]
 
 
 def test_checkpoint_from_other_vocab_is_refused(trained, tmp_path):
@@ -264,7 +298,8 @@ def test_checkpoint_from_other_vocab_is_refused(trained, tmp_path):
 
 
 def test_classification_metrics_exact():
-    m = classification_metrics(np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0]), ["a", "b", "c"])
+    cm = confusion_counts(np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0]), 3)
+    m = classification_metrics(cm, ["a", "b", "c"])
     assert m["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
     assert m["accuracy"] == 0.6
     assert m["per_class"]["b"] == {"precision": round(2 / 3, 6), "recall": 1.0, "f1": 0.8, "support": 2}
