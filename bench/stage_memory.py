@@ -1,4 +1,4 @@
-"""Peak memory of the ingest, vocab, bucket, vectors and evaluate stages as a corpus grows, on synthetic data.
+"""Peak memory of the ingest, vocab, bucket, vectors, train and evaluate stages as a corpus grows, on synthetic data.
 
 ``--stage ingest``: the rows grow. A Parquet train split of ``--docs`` short texts
 (1 to 20 common words, Zipf-distributed, so short ones repeat) with 4 classes, in
@@ -22,6 +22,12 @@ built first, not measured). The vectors stage runs word2vec (shipped params but
 ``method: word2vec`` and one epoch) on the train split's tokens and the corpus,
 tokenized as the tokenize stage's params say.
 
+``--stage train``: the train split grows. A Parquet train split of ``--docs`` short
+texts like ingest's and a test split of 20,000 go through ingest -> shard (not
+measured); the train stage's library call trains a small model (embeddings and
+states of 32) for 20 steps: the sampler forms a whole epoch's batches and the
+validation split (10% carved) is scored whatever the steps.
+
 ``--stage evaluate``: the test split grows. A Parquet test split of ``--docs`` short
 texts like ingest's and a train split of 20,000 go through ingest -> shard and a
 short training (not measured); the evaluate stage scores the test split and writes
@@ -34,6 +40,7 @@ time and its peak memory (sum of PSS over the process tree, every 250 ms).
     python bench/stage_memory.py --stage vocab --docs 40000 160000 640000     # 1 M, 4 M, 16 M distinct tokens
     python bench/stage_memory.py --stage bucket --docs 1000000 4000000
     python bench/stage_memory.py --stage vectors --docs 100000 400000
+    python bench/stage_memory.py --stage train --docs 250000 1000000 4000000
     python bench/stage_memory.py --stage evaluate --docs 250000 1000000 4000000
 """
 from __future__ import annotations
@@ -111,8 +118,9 @@ def write_corpus(tokens_dir: Path, docs: int, stage: str) -> None:
     if stage == "ingest":
         write_labelled(tokens_dir.parent / "data" / "train.parquet", docs)
         return
-    if stage == "evaluate":
-        prepare_evaluate(tokens_dir.parent, docs)
+    if stage in ("evaluate", "train"):  # the other split: 20,000 rows
+        big, small = (docs, VECTORS_TRAIN_DOCS) if stage == "train" else (VECTORS_TRAIN_DOCS, docs)
+        prepare_shards(tokens_dir.parent, big, small, train=stage == "evaluate")
         return
     rng = np.random.default_rng(0)
     common = words(26 ** 6, COMMON)  # a range of its own: no new token equals a common one
@@ -135,18 +143,17 @@ def write_corpus(tokens_dir: Path, docs: int, stage: str) -> None:
         write_json(tmp / "params.json", {"tokenize": TokenizeConfig().content_params()})
 
 
-def prepare_evaluate(work: Path, docs: int) -> None:
-    """ingest -> shard of a 20,000-row train split and a ``docs``-row test split, and a model trained
-    for 20 steps, in a process of its own (not measured)."""
+def prepare_shards(work: Path, train_docs: int, test_docs: int, train: bool) -> None:
+    """ingest -> shard of a ``train_docs``-row train split and a ``test_docs``-row test split, and with
+    ``train`` a model trained for 20 steps, in a process of its own (not measured)."""
     code = f"""
 import sys; sys.path.insert(0, {str(ROOT)!r})
 from pathlib import Path
 from pipeline.buckets import bucket_stage
-from pipeline.config import BucketConfig, DatasetConfig, IngestConfig, ShardConfig, TokenizeConfig, TrainConfig, VocabConfig
+from pipeline.config import BucketConfig, DatasetConfig, IngestConfig, ShardConfig, TokenizeConfig, VocabConfig
 from pipeline.ingest import ingest
 from pipeline.shards import shard_stage
 from pipeline.tokenize import tokenize_dataset
-from pipeline.train import Trainer
 from pipeline.vocab import vocab_stage
 w = Path({str(work)!r})
 ingest(DatasetConfig(name="bench", source="files", path=str(w / "data")).resolve(), w / "raw", IngestConfig())
@@ -154,12 +161,26 @@ tokenize_dataset(w / "raw", w / "tokens", TokenizeConfig())
 vocab_stage(w / "tokens", w / "vocab", VocabConfig())
 bucket_stage(w / "tokens", w / "vocab" / "vocab.tsv", w / "ids", BucketConfig())
 shard_stage(w / "ids", w / "vocab" / "vocab.tsv", w / "shards", ShardConfig())
-cfg = TrainConfig(epochs=1, max_steps=20, embed_dim=32, hidden_size=32)
-Trainer(w / "shards", w / "vocab" / "vocab.tsv", w / "model", cfg).fit()
 """
-    write_labelled(work / "data" / "train.parquet", VECTORS_TRAIN_DOCS)
-    write_labelled(work / "data" / "test.parquet", docs)
+    write_labelled(work / "data" / "train.parquet", train_docs)
+    write_labelled(work / "data" / "test.parquet", test_docs)
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    if train:
+        train_model(work)
+
+
+def train_model(work: Path) -> dict:
+    """The train stage's library call with a small model, for 20 optimizer steps (one epoch's batches are
+    formed, and the validation split scored, whatever the steps)."""
+    from pipeline.config import TrainConfig
+    from pipeline.train import Trainer
+
+    cfg = TrainConfig(epochs=1, max_steps=20, embed_dim=32, hidden_size=32)
+    trainer = Trainer(work / "shards", work / "vocab" / "vocab.tsv", work / "model", cfg)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()
 
 
 def run_stage(stage: str, work: Path) -> dict:
@@ -178,6 +199,12 @@ def run_stage(stage: str, work: Path) -> dict:
             stats = ingest(data, work / "raw", IngestConfig())
         return {"seconds": round(time.perf_counter() - start, 1), "peak_mem_mb_pss_sum": round(peak.peak / 2**20),
                 "rows": stats["rows"], "repeated_train_rows": stats["duplicates"]["train"]["repeated_rows"]}
+    if stage == "train":
+        start = time.perf_counter()
+        with PeakRSS() as peak:
+            result = train_model(work)
+        return {"seconds": round(time.perf_counter() - start, 1), "peak_mem_mb_pss_sum": round(peak.peak / 2**20),
+                "val_acc": result["val_acc"]}
     if stage == "evaluate":
         from pipeline.config import EvaluateConfig
         from pipeline.evaluate import evaluate_stage
@@ -209,7 +236,7 @@ def run_stage(stage: str, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--stage", choices=("ingest", "vocab", "bucket", "vectors", "evaluate"), default="vocab")
+    ap.add_argument("--stage", choices=("ingest", "vocab", "bucket", "vectors", "train", "evaluate"), default="vocab")
     ap.add_argument("--docs", type=int, nargs="+", default=[40_000, 160_000, 640_000])
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)  # internal: run the stage on this folder
     args = ap.parse_args()

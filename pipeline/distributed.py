@@ -19,6 +19,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -87,7 +88,7 @@ class World:
             dist.destroy_process_group()
 
 
-def rank_batches(batches: list[list[int]], rank: int, size: int) -> list[list[int]]:
+def rank_batches(batches: list[np.ndarray], rank: int, size: int) -> list[np.ndarray]:
     """This rank's batches: an equal number on every rank, every row once over all ranks.
 
     When the batch count is not a multiple of ``size``, the largest batches are split in
@@ -96,7 +97,7 @@ def rank_batches(batches: list[list[int]], rank: int, size: int) -> list[list[in
     """
     if size == 1:
         return batches
-    batches = [list(b) for b in batches]
+    batches = list(batches)  # arrays: a split batch is two views
     while len(batches) % size:
         i = max(range(len(batches)), key=lambda k: (len(batches[k]), -k))
         if len(batches[i]) < 2:

@@ -136,51 +136,76 @@ def shard_stage(ids_dir: str | Path, vocab_path: str | Path, out_dir: str | Path
     return manifest
 @dataclass
 class SplitData:
-    """One split's columns as numpy views over memory-mapped shards.
+    """One split for training: numpy views of its memory-mapped shards, plus two columns copied whole.
 
-    ``values``/``offsets`` are per shard (no copy); ``lengths``, ``labels`` and
-    ``buckets`` are small and concatenated. Row ``i`` of the split lives in
-    shard ``shard_of[i]`` at ``row_in_shard[i]``.
+    Per record batch of each shard, no copy: ``values``/``offsets`` (the ids), ``labels``, ``raw_rows``.
+    Copied for the whole split: ``lengths`` (int32) and ``buckets`` (int16), what the sampler sorts
+    and groups by, 6 bytes a row. Row ``i`` of the split is row ``i - starts[p]`` of part ``p``.
+    The pages of the shards that training reads stay mapped (page cache, which the kernel can take
+    back under memory pressure, but counted in the process's memory): training draws rows from all
+    over the split, a few from each page, so giving pages back as it goes would cost a page fault
+    per row.
     """
 
     values: list[np.ndarray]
     offsets: list[np.ndarray]
+    labels: list[np.ndarray]
+    raw_rows: list[np.ndarray]
     lengths: np.ndarray
-    labels: np.ndarray
     buckets: np.ndarray
-    raw_rows: np.ndarray
-    shard_of: np.ndarray
-    row_in_shard: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.starts = np.concatenate([[0], np.cumsum([len(x) for x in self.labels])]).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def locate(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(part, row within the part) of each split row (an empty part shares its start with the next)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        parts = np.searchsorted(self.starts, idx, side="right") - 1
+        return parts, idx - self.starts[parts]
+
     def row(self, i: int) -> np.ndarray:
-        s, r = self.shard_of[i], self.row_in_shard[i]
-        off = self.offsets[s]
-        return self.values[s][off[r]:off[r + 1]]
+        (p,), (r,) = self.locate([i])
+        off = self.offsets[p]
+        return self.values[p][off[r]:off[r + 1]]
 
     def rows(self, indices: Sequence[int]) -> list[np.ndarray]:
         return [self.row(i) for i in indices]
 
+    def labels_of(self, indices: np.ndarray) -> np.ndarray:
+        return self._take(self.labels, indices)
+
+    def raw_rows_of(self, indices: np.ndarray) -> np.ndarray:
+        return self._take(self.raw_rows, indices)
+
+    def _take(self, columns: list[np.ndarray], indices: np.ndarray) -> np.ndarray:
+        parts, rows = self.locate(indices)
+        out = np.zeros(len(rows), dtype=np.int64)
+        for p in np.unique(parts):
+            sel = parts == p
+            out[sel] = columns[p][rows[sel]]
+        return out
+
     def padded(self, indices: np.ndarray) -> np.ndarray:
         """Rows ``indices`` as one int64 matrix [len(indices), longest], right-padded with 0.
 
-        No Python work per row: each shard the rows come from is one fancy-indexing gather
+        No Python work per row: each part the rows come from is one fancy-indexing gather
         (start of each row + column number, masked past the row's length)."""
         idx = np.asarray(indices, dtype=np.int64)
-        lengths = self.lengths[idx]
+        lengths = self.lengths[idx].astype(np.int64)
         width = int(lengths.max()) if len(idx) else 0
         out = np.zeros((len(idx), width), dtype=np.int64)
         cols = np.arange(width, dtype=np.int64)
         valid = cols < lengths[:, None]
-        shards = self.shard_of[idx]
-        for s in np.unique(shards):
-            values = self.values[s]
+        parts, rows = self.locate(idx)
+        for p in np.unique(parts):
+            values = self.values[p]
             if not len(values):
-                continue  # every row of this shard is empty
-            sel = np.flatnonzero(shards == s)
-            pos = self.offsets[s][self.row_in_shard[idx[sel]]].astype(np.int64)[:, None] + cols
+                continue  # every row of this part is empty
+            sel = np.flatnonzero(parts == p)
+            pos = self.offsets[p][rows[sel]].astype(np.int64)[:, None] + cols
             out[sel] = np.where(valid[sel], values[np.minimum(pos, len(values) - 1)], 0)
         return out
 
@@ -220,21 +245,17 @@ class ShardReader:
         return pa.concat_tables(tables) if tables else pa.table({})
 
     def split(self, split: str) -> SplitData:
-        values, offsets, lengths, labels, buckets, raw_rows, shard_of, row_in = [], [], [], [], [], [], [], []
-        for k, shard in enumerate(self._shards(split)):
-            t = self._open(shard["file"])
-            ids = t.column("ids").chunks[0] if t.column("ids").num_chunks == 1 else t.column("ids").combine_chunks()
-            values.append(ids.values.to_numpy())
-            offsets.append(ids.offsets.to_numpy())
-            lengths.append(t.column("length").to_numpy())
-            labels.append(t.column("label").to_numpy())
-            buckets.append(t.column("bucket").to_numpy())
-            raw_rows.append(t.column("row").to_numpy())
-            shard_of.append(np.full(t.num_rows, k, dtype=np.int32))
-            row_in.append(np.arange(t.num_rows, dtype=np.int64))
-        cat = lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dt)  # noqa: E731
-        return SplitData(values, offsets, cat(lengths, np.int64), cat(labels, np.int64), cat(buckets, np.int64),
-                         cat(raw_rows, np.int64), cat(shard_of, np.int32), cat(row_in, np.int64))
+        """The split for training: views of each shard's record batches; lengths and buckets copied (and the
+        pages read for them given back)."""
+        parts = [c for s in self._shards(split) for c in self._record_batches(s["file"])]
+        lengths = np.concatenate([c.lengths for c in parts]) if parts else np.zeros(0, np.int32)
+        buckets = np.concatenate([c.buckets for c in parts]) if parts else np.zeros(0, np.int16)
+        pages = MappedPages()
+        for c in parts:  # the length and bucket columns have been copied
+            pages.read(c.mapped, 0)
+        pages.give_back()
+        return SplitData([c.values for c in parts], [c.offsets for c in parts], [c.labels for c in parts],
+                         [c.raw_rows for c in parts], lengths, buckets)
 
     def length_ordered(self, split: str, batch_size: int, max_tokens: int = 0) -> Iterator["Batch"]:
         """The split's rows shortest first (ties in split order), cut into batches as
@@ -285,7 +306,8 @@ class ShardReader:
                 raise PipelineError(f"{self.dir / name} is not sorted by length; rerun `textpipe shard`")
             previous = lengths[-1] if len(lengths) else previous
             batches.append(ShardColumns(ids.values.to_numpy(), ids.offsets.to_numpy(), lengths,  # views: no copy
-                                        batch.column("label").to_numpy(), batch.column("row").to_numpy(), mapped))
+                                        batch.column("label").to_numpy(), batch.column("row").to_numpy(),
+                                        batch.column("bucket").to_numpy(), mapped))
         return batches
 
     def _shards(self, split: str) -> list[dict]:
@@ -307,6 +329,7 @@ class ShardColumns:
     lengths: np.ndarray
     labels: np.ndarray
     raw_rows: np.ndarray
+    buckets: np.ndarray
     mapped: mmap.mmap
 
 

@@ -36,7 +36,8 @@ def test_every_row_once_over_all_ranks_and_equal_steps(demo, size):
         rows = sorted(i for share in shares for batch in share for i in batch)
         assert rows == list(range(len(data))), "every row exactly once per epoch"
         again = [rank_batches(sampler.batches(), r, size) for r in range(size)]
-        assert again == shares, "same seed and epoch: the same global order on every rank"
+        assert [[b.tolist() for b in share] for share in again] == [[b.tolist() for b in share] for share in shares], \
+            "same seed and epoch: the same global order on every rank"
 
 
 def test_uneven_batches_are_split_not_dropped():

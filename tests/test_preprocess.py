@@ -258,7 +258,7 @@ def test_demo_pipeline_contents_round_trip(tmp_path):
     table = reader.table("train")
     split = reader.split("train")
     assert [r.tolist() for r in split.rows(range(len(split)))] == table.column("ids").to_pylist()
-    assert split.raw_rows.tolist() == seen
+    assert split.raw_rows_of(np.arange(len(split))).tolist() == seen
     assert reader.labels == ["neg", "pos"] and set(reader.splits) == {"train", "validation", "test"}
 
 

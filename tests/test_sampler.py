@@ -14,12 +14,34 @@ LENGTHS = rng.integers(1, 200, size=1000)
 BUCKETS = np.searchsorted([20, 50, 100, 200], LENGTHS)
 
 
+def as_lists(batches):
+    return [b.tolist() for b in batches]
+
+
 def test_every_row_exactly_once_per_epoch():
     s = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=16, seed=3)
     for epoch in range(3):
         s.set_epoch(epoch)
         rows = np.concatenate(s.batches())
         assert sorted(rows.tolist()) == list(range(1000))
+
+
+@pytest.mark.parametrize("batch_size, max_tokens", [(16, 0), (64, 500), (128, 3200), (7, 30), (128, 100)])
+def test_cuts_are_the_greedy_row_by_row_rule(batch_size, max_tokens):
+    """A row joins the batch unless the batch is full or, padded to its longest row with this one, it would
+    pass max_tokens (a first row always joins): the rule written row by row, against the sampler's cuts."""
+    lengths = np.random.default_rng(batch_size + max_tokens).integers(0, 300, 2000)
+    ends, count, longest = [], 0, 0
+    for i, length in enumerate(lengths.tolist()):
+        if count and (count >= batch_size or (max_tokens and max(longest, length) * (count + 1) > max_tokens)):
+            ends.append(i)
+            count, longest = 0, 0
+        count, longest = count + 1, max(longest, length)
+    ends.append(len(lengths))
+    sampler = LengthBucketSampler(lengths.astype(np.int32), batch_size=batch_size, max_tokens=max_tokens)
+    assert sampler._cuts(lengths.astype(np.int32)) == ends
+    batches = sampler.batches()
+    assert all(len(b) for b in batches) and sum(map(len, batches)) == 2000
 
 
 def test_batches_stay_in_one_bucket_and_are_sorted_without_noise():
@@ -45,7 +67,7 @@ def test_budget_binds_only_on_rows_longer_than_budget_over_row_cap():
     short_buckets = np.searchsorted([20, 50, 100], short)
 
     def batches(max_tokens):
-        return LengthBucketSampler(short, short_buckets, batch_size=128, max_tokens=max_tokens, seed=2).batches()
+        return as_lists(LengthBucketSampler(short, short_buckets, batch_size=128, max_tokens=max_tokens, seed=2).batches())
 
     assert batches(16000) == batches(0) == batches(128 * 125)
     assert batches(8000) != batches(0)  # the budget binds once 128 rows of the longest exceed it
@@ -56,11 +78,11 @@ def test_budget_binds_only_on_rows_longer_than_budget_over_row_cap():
 def test_same_seed_same_order_and_epochs_differ():
     a = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=16, seed=5)
     b = LengthBucketSampler(LENGTHS, BUCKETS, batch_size=16, seed=5)
-    assert a.batches() == b.batches()
+    assert as_lists(a.batches()) == as_lists(b.batches())
     b.set_epoch(1)
-    assert a.batches() != b.batches()
+    assert as_lists(a.batches()) != as_lists(b.batches())
     a.set_epoch(1)
-    assert a.batches() == b.batches()
+    assert as_lists(a.batches()) == as_lists(b.batches())
 
 
 def test_noise_changes_batch_membership_between_epochs():
@@ -73,8 +95,8 @@ def test_noise_changes_batch_membership_between_epochs():
 
 def test_collate_pads_and_sorts_descending():
     values = np.array([5, 6, 7, 8, 9, 10], dtype=np.int32)
-    data = SplitData([values], [np.array([0, 2, 3, 6])], np.array([2, 1, 3]), np.array([0, 1, 0]), np.zeros(3),
-                     np.arange(3), np.zeros(3, dtype=np.int32), np.arange(3))
+    data = SplitData([values], [np.array([0, 2, 3, 6])], [np.array([0, 1, 0])], [np.arange(3)],
+                     np.array([2, 1, 3], dtype=np.int32), np.zeros(3, dtype=np.int16))
     ids, lengths, labels = collate(data, [0, 1, 2])
     assert ids.tolist() == [[8, 9, 10], [5, 6, 0], [7, 0, 0]]
     assert lengths.tolist() == [3, 2, 1] and labels.tolist() == [0, 0, 1]
@@ -84,9 +106,12 @@ def test_collate_gathers_rows_of_several_shards_and_empty_rows():
     first = np.array([1, 2, 3], dtype=np.int32)     # rows [1, 2] and [3]
     second = np.array([4, 5, 6, 7], dtype=np.int32)  # rows [] and [4, 5, 6, 7]
     empty = np.array([], dtype=np.int32)             # a shard whose only row is empty
-    data = SplitData([first, second, empty], [np.array([0, 2, 3]), np.array([0, 0, 4]), np.array([0, 0])],
-                     np.array([2, 1, 0, 4, 0]), np.array([0, 1, 0, 1, 1]), np.zeros(5), np.arange(5),
-                     np.array([0, 0, 1, 1, 2]), np.array([0, 1, 0, 1, 0]))
+    data = SplitData([first, second, empty, empty], [np.array([0, 2, 3]), np.array([0, 0, 4]), np.array([0]), np.array([0, 0])],
+                     [np.array([0, 1]), np.array([0, 1]), np.zeros(0, dtype=np.int64), np.array([1])],
+                     [np.arange(2), np.arange(2, 4), np.zeros(0, dtype=np.int64), np.array([4])],
+                     np.array([2, 1, 0, 4, 0], dtype=np.int32), np.zeros(5, dtype=np.int16))  # the third part: no rows
+    assert data.locate([0, 1, 2, 3, 4])[0].tolist() == [0, 0, 1, 1, 3]
+    assert data.raw_rows_of(np.array([4, 0, 3])).tolist() == [4, 0, 3]
     ids, lengths, labels = collate(data, [2, 0, 4, 3, 1])
     assert ids.tolist() == [[4, 5, 6, 7], [1, 2, 0, 0], [3, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
     assert lengths.tolist() == [4, 2, 1, 0, 0] and labels.tolist() == [1, 0, 1, 0, 1]
@@ -97,7 +122,7 @@ def test_collate_equals_row_by_row_stacking_on_real_shards(demo):
     data = ShardReader(demo / "shards").split("train")
     sampler = LengthBucketSampler(data.lengths, None, batch_size=64, padding_noise=0.5, seed=3)  # batches mix shards
     batches = sampler.batches()
-    assert any(len(set(data.shard_of[b].tolist())) > 1 for b in batches)
+    assert any(len(set(data.locate(b)[0].tolist())) > 1 for b in batches)
     for batch in batches:
         ids, lengths, _ = collate(data, batch)
         rows = [data.row(i) for i in by_length_desc(data, batch)]
@@ -120,14 +145,14 @@ def test_length_ordered_batches_are_the_unshuffled_sampler_and_collate(demo, tmp
     data = reader.split("train")
     expected = LengthBucketSampler(data.lengths, None, batch_size, max_tokens, shuffle=False).batches()
     got = list(reader.length_ordered("train", batch_size, max_tokens))
-    assert len(got) == len(expected)
+    assert len(got) == len(expected) and np.array_equal(np.concatenate(expected), np.argsort(data.lengths, kind="stable"))
     for batch, rows in zip(got, expected):
         ids, lengths, labels = collate(data, rows)
         order = by_length_desc(data, rows)
         assert np.array_equal(batch.ids, ids.numpy()) and batch.ids.dtype == np.int64
         assert batch.lengths.tolist() == lengths.tolist() and batch.labels.tolist() == labels.tolist()
         assert batch.positions.tolist() == order.tolist()
-        assert batch.raw_rows.tolist() == data.raw_rows[order].tolist()
+        assert batch.raw_rows.tolist() == data.raw_rows_of(order).tolist()
     assert sorted(np.concatenate([b.positions for b in got]).tolist()) == list(range(len(data)))
 
 
@@ -149,14 +174,12 @@ def test_length_ordered_refuses_a_shard_not_sorted_by_length(demo, tmp_path):
         list(reader.length_ordered("test", 64))
 
 
-@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads the process's mappings from /proc (Linux)")
-def test_length_ordered_gives_back_the_pages_it_has_read(tmp_path, monkeypatch):
-    """Reading a split in length order keeps the pages of about the last GIVE_BACK_BYTES read mapped, not
-    the split: the shards' resident pages, taken at every batch, stay a small share of their bytes."""
+def synthetic_shards(tmp_path):
+    """120,000 rows of 1-39 ids in two buckets, as shards of 4 MB (over 12 MB in all): (folder, bytes)."""
     import pyarrow as pa
 
     from pipeline.fileio import ArrowWriter, write_json
-    from pipeline.shards import FORMAT, MappedPages, ShardWriter
+    from pipeline.shards import FORMAT, ShardWriter
 
     rng = np.random.default_rng(0)
     rows = 120_000
@@ -173,23 +196,48 @@ def test_length_ordered_gives_back_the_pages_it_has_read(tmp_path, monkeypatch):
     write_json(out / "manifest.json", {"format": FORMAT, "labels": ["a", "b"], "splits": {"train": split}})
     shard_bytes = sum(s["bytes"] for s in split["shards"])
     assert len(split["shards"]) >= 4 and shard_bytes > 12 << 20
+    return out, shard_bytes
 
-    def resident_kb() -> int:
-        total, ours = 0, False
-        for line in Path("/proc/self/smaps").read_text().splitlines():
-            if line[:1].isdigit() or line[:1] in "abcdef":  # a mapping's header line: address range ... path
-                ours = line.rstrip().endswith(".arrow") and str(out) in line
-            elif ours and line.startswith("Rss:"):
-                total += int(line.split()[1])
-        return total
 
+def resident_kb(folder) -> int:
+    """The resident pages of this process's maps of the .arrow files in ``folder``, in kB."""
+    total, ours = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1].isdigit() or line[:1] in "abcdef":  # a mapping's header line: address range ... path
+            ours = line.rstrip().endswith(".arrow") and str(folder) in line
+        elif ours and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+ON_LINUX = pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads the process's mappings from /proc (Linux)")
+
+
+@ON_LINUX
+def test_length_ordered_gives_back_the_pages_it_has_read(tmp_path, monkeypatch):
+    """Reading a split in length order keeps the pages of about the last GIVE_BACK_BYTES read mapped, not
+    the split: the shards' resident pages, taken at every batch, stay a small share of their bytes."""
+    from pipeline.shards import MappedPages
+
+    out, shard_bytes = synthetic_shards(tmp_path)
     monkeypatch.setattr(MappedPages, "GIVE_BACK_BYTES", 1 << 20)
     seen, peak = 0, 0
     for batch in ShardReader(out, verify=False).length_ordered("train", 256):
         seen += len(batch.lengths)
-        peak = max(peak, resident_kb())
-    assert seen == rows
+        peak = max(peak, resident_kb(out))
+    assert seen == 120_000
     assert 0 < peak * 1024 < shard_bytes / 4, (peak, shard_bytes)
+
+
+@ON_LINUX
+def test_the_training_split_copies_lengths_and_buckets_and_gives_their_pages_back(tmp_path):
+    """What training holds per row: the lengths (int32) and buckets (int16) it sorts by, copied; the pages
+    read for them are given back, so the shards are not mapped just by opening the split."""
+    out, shard_bytes = synthetic_shards(tmp_path)
+    data = ShardReader(out, verify=False).split("train")
+    assert data.lengths.dtype == np.int32 and data.buckets.dtype == np.int16 and len(data) == 120_000
+    assert resident_kb(out) * 1024 < shard_bytes / 50
+    assert not any(v.flags.writeable for v in data.values + data.offsets)  # views of the read-only maps, not copies
 
 
 def test_bad_batch_size():
