@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+
 import numpy as np
 import pyarrow.parquet as pq
 
