@@ -31,8 +31,9 @@ from pipeline.tokenize import tokenize_dataset  # noqa: E402
 from pipeline.vocab import vocab_stage  # noqa: E402
 
 
-def build_shards(data: Path, art: Path) -> None:
-    ingest(DatasetConfig(name="imdb", source="files", path=str(data)).resolve(), art / "raw")
+def build_shards(data: Path, art: Path, name: str = "imdb") -> None:
+    """ingest -> shard of the files in ``data`` into ``art`` with the shipped params."""
+    ingest(DatasetConfig(name=name, source="files", path=str(data)).resolve(), art / "raw")
     tokenize_dataset(art / "raw", art / "tokens", TokenizeConfig())
     vocab_stage(art / "tokens", art / "vocab", VocabConfig())
     bucket_stage(art / "tokens", art / "vocab" / "vocab.tsv", art / "ids", BucketConfig())

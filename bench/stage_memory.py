@@ -145,26 +145,12 @@ def write_corpus(tokens_dir: Path, docs: int, stage: str) -> None:
 
 def prepare_shards(work: Path, train_docs: int, test_docs: int, train: bool) -> None:
     """ingest -> shard of a ``train_docs``-row train split and a ``test_docs``-row test split, and with
-    ``train`` a model trained for 20 steps, in a process of its own (not measured)."""
-    code = f"""
-import sys; sys.path.insert(0, {str(ROOT)!r})
-from pathlib import Path
-from pipeline.buckets import bucket_stage
-from pipeline.config import BucketConfig, DatasetConfig, IngestConfig, ShardConfig, TokenizeConfig, VocabConfig
-from pipeline.ingest import ingest
-from pipeline.shards import shard_stage
-from pipeline.tokenize import tokenize_dataset
-from pipeline.vocab import vocab_stage
-w = Path({str(work)!r})
-ingest(DatasetConfig(name="bench", source="files", path=str(w / "data")).resolve(), w / "raw", IngestConfig())
-tokenize_dataset(w / "raw", w / "tokens", TokenizeConfig())
-vocab_stage(w / "tokens", w / "vocab", VocabConfig())
-bucket_stage(w / "tokens", w / "vocab" / "vocab.tsv", w / "ids", BucketConfig())
-shard_stage(w / "ids", w / "vocab" / "vocab.tsv", w / "shards", ShardConfig())
-"""
+    ``train`` a model trained for 20 steps (not measured)."""
+    from bench.ddp_throughput import build_shards
+
     write_labelled(work / "data" / "train.parquet", train_docs)
     write_labelled(work / "data" / "test.parquet", test_docs)
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    build_shards(work / "data", work, name="bench")
     if train:
         train_model(work)
 

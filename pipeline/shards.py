@@ -28,7 +28,7 @@ import mmap
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -247,13 +247,10 @@ class ShardReader:
     def split(self, split: str) -> SplitData:
         """The split for training: views of each shard's record batches; lengths and buckets copied (and the
         pages read for them given back)."""
-        parts = [c for s in self._shards(split) for c in self._record_batches(s["file"])]
+        parts = self._split_columns(split)
         lengths = np.concatenate([c.lengths for c in parts]) if parts else np.zeros(0, np.int32)
         buckets = np.concatenate([c.buckets for c in parts]) if parts else np.zeros(0, np.int16)
-        pages = MappedPages()
-        for c in parts:  # the length and bucket columns have been copied
-            pages.read(c.mapped, 0)
-        pages.give_back()
+        give_back_pages(c.mapped for c in parts)  # the length and bucket columns have been copied
         return SplitData([c.values for c in parts], [c.offsets for c in parts], [c.labels for c in parts],
                          [c.raw_rows for c in parts], lengths, buckets)
 
@@ -268,13 +265,11 @@ class ShardReader:
         batch is a few runs copied out of the memory-mapped shards, whose pages are given back as the
         reading moves on (:class:`MappedPages`). Memory holds one batch and 32 bytes per run: a few
         hundred runs per record batch at most, well under a byte per row."""
-        columns = [c for s in self._shards(split) for c in self._record_batches(s["file"])]
+        columns = self._split_columns(split)
         starts = np.concatenate([[0], np.cumsum([len(c.lengths) for c in columns])]).astype(np.int64)
         runs = _length_runs([c.lengths for c in columns])
+        give_back_pages(c.mapped for c in columns)  # the length columns have been read
         pages = MappedPages()
-        for c in columns:  # the length columns have been read
-            pages.read(c.mapped, 0)
-        pages.give_back()
         pieces: list[tuple[ShardColumns, int, int, int, int]] = []  # (columns, first row, end row, length, split position)
         filled = 0
         for length, k, lo, hi in (run for at in range(0, len(runs), 4096) for run in runs[at:at + 4096].tolist()):
@@ -291,6 +286,10 @@ class ShardReader:
                 lo += take
         if pieces:
             yield _gather(pieces)
+
+    def _split_columns(self, split: str) -> list["ShardColumns"]:
+        """Every record batch of every shard of the split, in split order."""
+        return [c for s in self._shards(split) for c in self._record_batches(s["file"])]
 
     def _record_batches(self, name: str) -> list["ShardColumns"]:
         """The columns of each record batch of a shard (in order), over a map of its file that
@@ -354,10 +353,16 @@ class MappedPages:
             self.give_back()
 
     def give_back(self) -> None:
-        if hasattr(mmap, "MADV_DONTNEED"):  # not on every platform: then the maps stay as they are
-            for mapped in self.maps.values():
-                mapped.madvise(mmap.MADV_DONTNEED)
+        give_back_pages(self.maps.values())
         self.maps, self.bytes = {}, 0
+
+
+def give_back_pages(maps: Iterable[mmap.mmap]) -> None:
+    """Tell each of ``maps`` (once) that its pages are not needed (``MADV_DONTNEED``); a page read again
+    is mapped again from the page cache. Not on every platform: then the maps stay as they are."""
+    if hasattr(mmap, "MADV_DONTNEED"):
+        for mapped in {id(m): m for m in maps}.values():
+            mapped.madvise(mmap.MADV_DONTNEED)
 
 
 @dataclass
