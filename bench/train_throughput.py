@@ -9,6 +9,7 @@ the seed recipe's are 32 random rows, as it had:
 - textpipe:       length-bucketed batches (LengthBucketSampler) + the fused exact fast path
                   + lazy Adam on the embedding (``train.embedding_grad: auto`` on one process)
 - textpipe-dense: the same with the dense fused Adam for every parameter
+- textpipe-bf16:  textpipe with ``train.precision: bf16`` (the forward pass autocast to bfloat16)
 - seed:           random batches + pack_padded_sequence(enforce_sorted=False) + the dense fused Adam
 
 Prints real (non-pad) tokens/s of each, median over --repeats, the ratios to the
@@ -38,12 +39,12 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from pipeline.config import TrainConfig  # noqa: E402
-from pipeline.model import TextClassifier  # noqa: E402
+from pipeline.model import TextClassifier, step_autocast  # noqa: E402
 from pipeline.optim import ClassifierOptimizer, clip_grad_norm  # noqa: E402
 from pipeline.sampler import LengthBucketSampler, collate  # noqa: E402
 from pipeline.shards import ShardReader  # noqa: E402
 
-RECIPES = ("textpipe", "textpipe-dense", "seed")
+RECIPES = ("textpipe", "textpipe-dense", "seed", "textpipe-bf16")
 
 
 def one_setup(recipe: str, reader: ShardReader, data, seed: int, batch_size: int, max_tokens: int):
@@ -51,7 +52,7 @@ def one_setup(recipe: str, reader: ShardReader, data, seed: int, batch_size: int
     torch.manual_seed(seed)
     model = TextClassifier(reader.manifest["vocab"]["size"], len(reader.labels),
                            rnn_impl="packed" if recipe == "seed" else "fused")
-    model.embedding.sparse = recipe == "textpipe"
+    model.embedding.sparse = recipe in ("textpipe", "textpipe-bf16")
     if recipe == "seed":
         perm = np.random.default_rng(seed).permutation(len(data))
         batches = [perm[i:i + 32].tolist() for i in range(0, len(perm), 32)]
@@ -60,10 +61,12 @@ def one_setup(recipe: str, reader: ShardReader, data, seed: int, batch_size: int
     return model, ClassifierOptimizer(model, torch.optim.Adam, 1e-3), batches
 
 
-def train_step(model: nn.Module, opt: ClassifierOptimizer, data, batch) -> int:
-    """One optimizer step on ``batch``; its real (non-pad) token count."""
+def train_step(model: nn.Module, opt: ClassifierOptimizer, data, batch, precision: str = "fp32") -> int:
+    """One optimizer step on ``batch``, as the train stage runs it; its real (non-pad) token count."""
     ids, lengths, labels = collate(data, batch)
-    loss = nn.functional.cross_entropy(model(ids, lengths), labels)
+    with step_autocast(torch.device("cpu"), precision):
+        logits = model(ids, lengths)
+    loss = nn.functional.cross_entropy(logits.float(), labels)
     opt.zero_grad()
     loss.backward()
     clip_grad_norm(opt.params, 5.0)
@@ -75,10 +78,11 @@ def one(recipe: str, reader: ShardReader, data, steps: int, seed: int, batch_siz
     """Real tokens/s of ``steps`` optimizer steps of a recipe, after 3 warm-up steps."""
     model, opt, batches = one_setup(recipe, reader, data, seed, batch_size, max_tokens)
     model.train()
+    precision = "bf16" if recipe == "textpipe-bf16" else "fp32"
     for batch in batches[:3]:  # warm-up steps excluded
-        train_step(model, opt, data, batch)
+        train_step(model, opt, data, batch, precision)
     start = time.perf_counter()
-    tokens = sum(train_step(model, opt, data, batch) for batch in batches[3:steps + 3])
+    tokens = sum(train_step(model, opt, data, batch, precision) for batch in batches[3:steps + 3])
     return tokens / (time.perf_counter() - start)
 
 
@@ -122,6 +126,8 @@ def main() -> None:
             "textpipe_over_seed": ratio(by, "textpipe", "seed"),
             "dense_over_seed": ratio(by, "textpipe-dense", "seed"),
             "lazy_over_dense": ratio(by, "textpipe", "textpipe-dense"),
+            "bf16_over_seed": ratio(by, "textpipe-bf16", "seed"),
+            "bf16_over_fp32": ratio(by, "textpipe-bf16", "textpipe"),
             f"textpipe_over_{first}": ratio(by, "textpipe", "textpipe", speeds[first]),
         }
     print(json.dumps(report, indent=2))

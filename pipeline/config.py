@@ -243,6 +243,7 @@ class TrainConfig(Block):
     eval_batch_size: int = spec(256, ge=1)
     nproc: int = spec(1, ge=1)  # processes; > 1 runs the stage under torchrun (DDP: gloo on CPU, nccl on CUDA)
     embedding_grad: Literal["auto", "sparse", "dense"] = "auto"  # sparse: lazy Adam on the rows a batch used
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: training steps' forward pass autocast to bfloat16
 
     def validate(self) -> None:
         if self.embedding_grad == "sparse" and self.nproc > 1:

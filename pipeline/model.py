@@ -27,10 +27,41 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import TrainConfig as _T
+from .errors import PipelineError
 from .schema import PAD_ID
 
 RNN_TYPES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 POOLINGS = ("last", "max", "mean")
+
+
+def native_bf16_cpu() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def step_precision(device: torch.device, precision: str) -> str | None:
+    """Refuse a training precision the device cannot run (PipelineError); a warning, or None, for one it can.
+
+    ``bf16`` runs on CPUs and on CUDA devices with bfloat16. A CPU without native bfloat16 (AVX512-BF16 or
+    AMX) emulates it, slower than fp32: that is a warning, not an error, as the results are still right.
+    """
+    if precision == "fp32":
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise PipelineError("train.precision: bf16 needs a CUDA device with bfloat16 support; set train.precision: fp32")
+    if device.type not in ("cpu", "cuda"):
+        raise PipelineError(f"train.precision: bf16 runs on cpu or cuda, not {device.type}; "
+                            "set train.precision: fp32 or train.device: cpu")
+    if device.type == "cpu" and not native_bf16_cpu():
+        return "this CPU has no native bfloat16 (AVX512-BF16 or AMX): train.precision: bf16 is emulated, slower than fp32"
+    return None
+
+
+def step_autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The context of a training step's forward pass. ``bf16``: autocast runs the fused recurrent kernel and
+    the linear layer in bfloat16; the weights, their gradients, the optimizer and the loss stay fp32, and
+    scoring (validation, evaluate, predict) runs in fp32. ``fp32``: a no-op."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _fused_single_layer(rnn: nn.RNNBase, x: torch.Tensor, layer: int, reverse: bool) -> torch.Tensor:
@@ -160,6 +191,8 @@ class TextClassifier(nn.Module):
         mask = (torch.arange(ids.size(1), device=ids.device).unsqueeze(0) < lengths.to(ids.device).unsqueeze(1)).unsqueeze(2)
         if self.pooling == "max":
             return out.masked_fill(~mask, float("-inf")).max(dim=1).values
+        # at least fp32: a bfloat16 sum over hundreds of steps would lose digits (train.precision: bf16)
+        out = out.to(torch.promote_types(out.dtype, torch.float32))
         return (out * mask).sum(dim=1) / lengths.to(out.device).unsqueeze(1).to(out.dtype)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import build_model, make_checkpoint, pick_device, save_checkpoint
+from .model import step_autocast, step_precision
 from .config import TrainConfig
 from .distributed import World, default_threads, rank_batches
 from .errors import PipelineError
@@ -75,7 +76,10 @@ class Trainer:
         self.cfg = cfg
         self.config = cfg.to_dict()
         self.device = pick_device(cfg.device)
+        precision_warning = step_precision(self.device, cfg.precision)
         self.world = World.start(self.device)
+        if precision_warning:
+            self._log(f"warning: {precision_warning}")
         self.out_dir, self.vocab_path = Path(out_dir), Path(vocab_path)
         self.resume_path = Path(resume_dir) / "last.pt" if resume_dir else None
         verify_dir(self.vocab_path.parent, "vocab")
@@ -186,7 +190,9 @@ class Trainer:
             ids, labels = ids.to(self.device), labels.to(self.device)
             progress = (epoch - 1 + (done - 1) / len(batches)) / self.cfg.epochs
             self.optimizer.set_schedule(schedule_factor(self.cfg.lr_schedule, self.cfg.lr_warmup, progress))
-            logits = self.net(ids, lengths)
+            with step_autocast(self.device, self.cfg.precision):
+                logits = self.net(ids, lengths)
+            logits = logits.float()
             loss = nn.functional.cross_entropy(logits, labels)
             self.optimizer.zero_grad()
             loss.backward()

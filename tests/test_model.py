@@ -3,7 +3,9 @@ import itertools
 import pytest
 import torch
 
-from pipeline.model import TextClassifier, reverse_within_length, run_fused, run_packed
+from pipeline.errors import PipelineError
+from pipeline.model import (TextClassifier, reverse_within_length, run_fused, run_packed, step_autocast,
+                            step_precision)
 
 
 def test_reverse_within_length():
@@ -162,3 +164,48 @@ def test_word_dropout_zeroes_whole_tokens_in_training_only():
     # a token is either kept whole (unscaled) or dropped whole; about a quarter dropped
     torch.testing.assert_close(train_in[~zeroed], expected[~zeroed], rtol=0, atol=0)
     assert 0.2 < zeroed.float().mean().item() < 0.3
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+def test_bf16_steps_run_the_recurrent_kernel_in_bfloat16_with_fp32_weights_and_gradients(pooling):
+    torch.manual_seed(3)
+    model = TextClassifier(60, 3, embed_dim=16, hidden_size=12, pooling=pooling, dropout=0.0).train()
+    ids = torch.randint(2, 60, (6, 40))
+    lengths = torch.tensor([40, 33, 20, 9, 2, 1])
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    cpu = torch.device("cpu")
+
+    def step(precision):
+        model.zero_grad()
+        with step_autocast(cpu, precision):
+            logits = model(ids, lengths)
+        torch.nn.functional.cross_entropy(logits.float(), labels).backward()
+        return logits, {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    ref, ref_grads = step("fp32")
+    low, low_grads = step("bf16")
+    assert ref.dtype == torch.float32 and low.dtype == torch.bfloat16
+    assert not torch.equal(low.float(), ref)  # bf16 results: near fp32's, not fp32's
+    torch.testing.assert_close(low.float(), ref, atol=0.05, rtol=0)
+    for name, grad in low_grads.items():
+        assert grad.dtype == torch.float32 and torch.isfinite(grad).all(), name
+        cosine = torch.nn.functional.cosine_similarity(grad.flatten(), ref_grads[name].flatten(), dim=0)
+        assert cosine > 0.98, (name, cosine)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    x = model.embedding(ids)
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):  # the fused kernel itself
+        with step_autocast(cpu, precision):
+            assert run_fused(model.rnn, x, lengths)[0].dtype == dtype
+    with step_autocast(cpu, "bf16"):  # a mean is summed in fp32; a max of bfloat16 values is exact in bfloat16
+        assert model.encode(ids, lengths).dtype == (torch.float32 if pooling == "mean" else torch.bfloat16)
+
+
+def test_step_precision_refuses_devices_without_bf16_and_warns_where_it_is_emulated(monkeypatch):
+    cpu = torch.device("cpu")
+    assert step_precision(cpu, "fp32") is None and step_precision(torch.device("mps"), "fp32") is None
+    with pytest.raises(PipelineError, match=r"^train.precision: bf16 runs on cpu or cuda, not mps; set train.precision: fp32"):
+        step_precision(torch.device("mps"), "bf16")
+    monkeypatch.setattr("pipeline.model.native_bf16_cpu", lambda: True)
+    assert step_precision(cpu, "bf16") is None
+    monkeypatch.setattr("pipeline.model.native_bf16_cpu", lambda: False)
+    assert "emulated, slower than fp32" in step_precision(cpu, "bf16")

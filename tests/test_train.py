@@ -30,15 +30,22 @@ def fit(root, out, config, resume=None):
     return trainer, trainer.fit()
 
 
-def test_lazy_adam_trains_the_demo_as_well_as_dense_adam(demo, tmp_path):
-    """Sparse embedding gradients + SparseAdam (the default on one process) against the dense fused Adam:
-    not the same maths, so the check is the outcome (same epochs, same data order)."""
-    accuracy = {}
-    for grad in ("dense", "sparse"):
-        trainer, result = fit(demo, tmp_path / grad, {**FAST, "embedding_grad": grad})
+def test_lazy_adam_and_bf16_train_the_demo_as_well_as_dense_fp32_adam(demo, tmp_path):
+    """Sparse embedding gradients + SparseAdam (the default on one process) against the dense fused Adam, and
+    bf16 forward passes against fp32: not the same maths, so the check is the outcome (same epochs, same data
+    order)."""
+    accuracy, models = {}, {}
+    for grad, precision in (("dense", "fp32"), ("sparse", "fp32"), ("sparse", "bf16")):
+        trainer, result = fit(demo, tmp_path / f"{grad}-{precision}",
+                              {**FAST, "embedding_grad": grad, "precision": precision})
         assert trainer.model.embedding.sparse == (grad == "sparse") and sorted(trainer.optimizer.parts)[-1] == grad
-        accuracy[grad] = result["val_acc"]
-    assert min(accuracy.values()) > 0.8 and abs(accuracy["sparse"] - accuracy["dense"]) <= 0.05, accuracy
+        accuracy[grad, precision] = result["val_acc"]
+        models[precision] = load_checkpoint(tmp_path / f"{grad}-{precision}" / "model.pt", demo / "vocab" / "vocab.tsv")
+    assert min(accuracy.values()) > 0.8 and max(accuracy.values()) - min(accuracy.values()) <= 0.05, accuracy
+    # bf16 is a training setting: the checkpoint holds fp32 weights, and other ones than fp32 training's
+    weights = {p: m["state_dict"]["embedding.weight"] for p, m in models.items()}
+    assert weights["bf16"].dtype == torch.float32 and not torch.equal(weights["bf16"], weights["fp32"])
+    assert models["bf16"]["config"]["precision"] == "bf16"
 
 
 def test_short_training_beats_majority_class(demo, tmp_path):
@@ -161,7 +168,7 @@ def test_unreadable_resume_point_is_set_aside_and_training_starts_afresh(demo, t
     resume.write_bytes(b"PK\x03\x04 truncated")
     out = run_cli("train", cwd=part)
     lines = [line for line in out.stderr.splitlines() if "warning" in line]
-    assert lines == [f"warning: resume point artifacts/demo/resume/last.pt is unreadable (RuntimeError); "
+    assert lines == ["warning: resume point artifacts/demo/resume/last.pt is unreadable (RuntimeError); "
                      "moved to last.pt.corrupt, training starts afresh"], out.stderr
     assert (resume.parent / "last.pt.corrupt").read_bytes() == b"PK\x03\x04 truncated"
     assert json.loads(out.stdout)["resumed"] is False
