@@ -43,15 +43,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import build_model, make_checkpoint, pick_device, save_checkpoint
-from .model import step_autocast, step_precision
 from .config import TrainConfig
 from .distributed import World, default_threads, rank_batches
 from .errors import PipelineError
+from .fileio import atomic_path, sha256_file, write_csv, write_json
 from .inference import score_split
+from .integrity import sealed_dir, verify_dir
+from .model import step_autocast, step_precision
 from .optim import ClassifierOptimizer, clip_grad_norm, schedule_factor
 from .progress import Heartbeat, log
-from .fileio import atomic_path, sha256_file, write_csv, write_json
-from .integrity import sealed_dir, verify_dir
 from .sampler import LengthBucketSampler, collate
 from .shards import ShardReader
 from .vectors import load_vectors, pick_vectors
