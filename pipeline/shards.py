@@ -155,7 +155,7 @@ class SplitData:
     buckets: np.ndarray
 
     def __post_init__(self) -> None:
-        self.starts = np.concatenate([[0], np.cumsum([len(x) for x in self.labels])]).astype(np.int64)
+        self.starts = part_starts([len(x) for x in self.labels])
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -266,7 +266,7 @@ class ShardReader:
         reading moves on (:class:`MappedPages`). Memory holds one batch and 32 bytes per run: a few
         hundred runs per record batch at most, well under a byte per row."""
         columns = self._split_columns(split)
-        starts = np.concatenate([[0], np.cumsum([len(c.lengths) for c in columns])]).astype(np.int64)
+        starts = part_starts([len(c.lengths) for c in columns])
         runs = _length_runs([c.lengths for c in columns])
         give_back_pages(c.mapped for c in columns)  # the length columns have been read
         pages = MappedPages()
@@ -375,6 +375,11 @@ class Batch:
     labels: np.ndarray
     positions: np.ndarray
     raw_rows: np.ndarray
+
+
+def part_starts(sizes: list[int]) -> np.ndarray:
+    """The split position of each part's first row, then the split's row count (int64)."""
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
 def _length_runs(shard_lengths: list[np.ndarray]) -> np.ndarray:
