@@ -210,7 +210,8 @@ def test_evaluate_report_and_predict(demo, trained, tmp_path):
     # the examples: 8 misclassified rows (of more), each a raw test row's text and label, in raw row order
     raw = pq.read_table(demo / "raw" / "test.parquet").to_pydict()
     where = {" ".join(t.split()): (i, ("neg", "pos")[y]) for i, (t, y) in enumerate(zip(raw["text"], raw["label"]))}
-    section = (tmp_path / "eval" / "report.md").read_text().split("## Misclassified examples")[1].split("\n## ")[0]
+    report = (tmp_path / "eval" / "report.md").read_text()
+    section = report.split("## Misclassified examples")[1].split("\n## ")[0]
     examples = [line.split(" | ") for line in section.strip().splitlines()[2:]]
     assert 600 - np.trace(metrics["confusion"]) > 8 and len(examples) == 8
     rows = []
@@ -219,7 +220,6 @@ def test_evaluate_report_and_predict(demo, trained, tmp_path):
         assert actual == "| " + label and predicted != label and 0.5 <= float(prob) <= 1
         rows.append(row)
     assert rows == sorted(rows)
-    report = (tmp_path / "eval" / "report.md").read_text()
     for needle in ("## Metrics", "## Per class", "![confusion matrix](confusion.png)", "![training curves](curves.png)",
                    "## Misclassified examples", '"hidden_size": 32', f"| {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} |"):
         assert needle in report
