@@ -39,22 +39,23 @@ def native_bf16_cpu() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def step_precision(device: torch.device, precision: str) -> str | None:
-    """Refuse a training precision the device cannot run (PipelineError); a warning, or None, for one it can.
+def check_precision(device: torch.device, precision: str) -> None:
+    """Refuse a training precision the device cannot run, before any work (PipelineError).
 
-    ``bf16`` runs on CPUs and on CUDA devices with bfloat16. A CPU without native bfloat16 (AVX512-BF16 or
-    AMX) emulates it, slower than fp32: that is a warning, not an error, as the results are still right.
+    ``bf16`` runs on CUDA devices with bfloat16 and on CPUs where oneDNN has native bfloat16 (AVX512-BF16
+    or AMX). Elsewhere oneDNN has no bfloat16 LSTM to run (the step would fail), and emulation would be
+    slower than fp32 anyway.
     """
     if precision == "fp32":
-        return None
+        return
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise PipelineError("train.precision: bf16 needs a CUDA device with bfloat16 support; set train.precision: fp32")
     if device.type not in ("cpu", "cuda"):
         raise PipelineError(f"train.precision: bf16 runs on cpu or cuda, not {device.type}; "
                             "set train.precision: fp32 or train.device: cpu")
     if device.type == "cpu" and not native_bf16_cpu():
-        return "this CPU has no native bfloat16 (AVX512-BF16 or AMX): train.precision: bf16 is emulated, slower than fp32"
-    return None
+        raise PipelineError("train.precision: bf16 needs a CPU with native bfloat16 (AVX512-BF16 or AMX), "
+                            "and this one has none; set train.precision: fp32")
 
 
 def step_autocast(device: torch.device, precision: str) -> torch.autocast:

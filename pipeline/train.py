@@ -49,7 +49,7 @@ from .errors import PipelineError
 from .fileio import atomic_path, sha256_file, write_csv, write_json
 from .inference import score_split
 from .integrity import sealed_dir, verify_dir
-from .model import step_autocast, step_precision
+from .model import check_precision, step_autocast
 from .optim import ClassifierOptimizer, clip_grad_norm, schedule_factor
 from .progress import Heartbeat, log
 from .sampler import LengthBucketSampler, collate
@@ -76,10 +76,8 @@ class Trainer:
         self.cfg = cfg
         self.config = cfg.to_dict()
         self.device = pick_device(cfg.device)
-        precision_warning = step_precision(self.device, cfg.precision)
+        check_precision(self.device, cfg.precision)
         self.world = World.start(self.device)
-        if precision_warning:
-            self._log(f"warning: {precision_warning}")
         self.out_dir, self.vocab_path = Path(out_dir), Path(vocab_path)
         self.resume_path = Path(resume_dir) / "last.pt" if resume_dir else None
         verify_dir(self.vocab_path.parent, "vocab")

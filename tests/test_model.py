@@ -4,8 +4,11 @@ import pytest
 import torch
 
 from pipeline.errors import PipelineError
-from pipeline.model import (TextClassifier, reverse_within_length, run_fused, run_packed, step_autocast,
-                            step_precision)
+from pipeline.model import (TextClassifier, check_precision, native_bf16_cpu, reverse_within_length, run_fused,
+                            run_packed, step_autocast)
+
+NATIVE_BF16 = pytest.mark.skipif(not native_bf16_cpu(), reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX), "
+                                 "which train.precision: bf16 needs")
 
 
 def test_reverse_within_length():
@@ -166,6 +169,7 @@ def test_word_dropout_zeroes_whole_tokens_in_training_only():
     assert 0.2 < zeroed.float().mean().item() < 0.3
 
 
+@NATIVE_BF16
 @pytest.mark.parametrize("pooling", ["max", "mean"])
 def test_bf16_steps_run_the_recurrent_kernel_in_bfloat16_with_fp32_weights_and_gradients(pooling):
     torch.manual_seed(3)
@@ -200,12 +204,15 @@ def test_bf16_steps_run_the_recurrent_kernel_in_bfloat16_with_fp32_weights_and_g
         assert model.encode(ids, lengths).dtype == (torch.float32 if pooling == "mean" else torch.bfloat16)
 
 
-def test_step_precision_refuses_devices_without_bf16_and_warns_where_it_is_emulated(monkeypatch):
+def test_check_precision_refuses_devices_and_cpus_without_native_bf16(monkeypatch):
     cpu = torch.device("cpu")
-    assert step_precision(cpu, "fp32") is None and step_precision(torch.device("mps"), "fp32") is None
+    check_precision(torch.device("mps"), "fp32")
     with pytest.raises(PipelineError, match=r"^train.precision: bf16 runs on cpu or cuda, not mps; set train.precision: fp32"):
-        step_precision(torch.device("mps"), "bf16")
+        check_precision(torch.device("mps"), "bf16")
     monkeypatch.setattr("pipeline.model.native_bf16_cpu", lambda: True)
-    assert step_precision(cpu, "bf16") is None
+    check_precision(cpu, "bf16")
     monkeypatch.setattr("pipeline.model.native_bf16_cpu", lambda: False)
-    assert "emulated, slower than fp32" in step_precision(cpu, "bf16")
+    check_precision(cpu, "fp32")
+    with pytest.raises(PipelineError, match=r"^train.precision: bf16 needs a CPU with native bfloat16 \(AVX512-BF16 or AMX\), "
+                                            r"and this one has none; set train.precision: fp32$"):
+        check_precision(cpu, "bf16")
