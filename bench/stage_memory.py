@@ -169,6 +169,11 @@ def train_model(work: Path) -> dict:
         trainer.close()
 
 
+def measured(start: float, peak, **figures) -> dict:
+    """A size's JSON line: the stage's time since ``start``, its peak memory (a finished ``PeakRSS``), its figures."""
+    return {"seconds": round(time.perf_counter() - start, 1), "peak_mem_mb_pss_sum": round(peak.peak / 2**20), **figures}
+
+
 def run_stage(stage: str, work: Path) -> dict:
     """The stage in this process (which runs nothing else), with its time and peak memory."""
     from bench.peak_memory import PeakRSS
@@ -183,14 +188,13 @@ def run_stage(stage: str, work: Path) -> dict:
         start = time.perf_counter()
         with PeakRSS() as peak:
             stats = ingest(data, work / "raw", IngestConfig())
-        return {"seconds": round(time.perf_counter() - start, 1), "peak_mem_mb_pss_sum": round(peak.peak / 2**20),
-                "rows": stats["rows"], "repeated_train_rows": stats["duplicates"]["train"]["repeated_rows"]}
+        return measured(start, peak, rows=stats["rows"],
+                        repeated_train_rows=stats["duplicates"]["train"]["repeated_rows"])
     if stage == "train":
         start = time.perf_counter()
         with PeakRSS() as peak:
             result = train_model(work)
-        return {"seconds": round(time.perf_counter() - start, 1), "peak_mem_mb_pss_sum": round(peak.peak / 2**20),
-                "val_acc": result["val_acc"]}
+        return measured(start, peak, val_acc=result["val_acc"])
     if stage == "evaluate":
         from pipeline.config import EvaluateConfig
         from pipeline.evaluate import evaluate_stage
@@ -199,8 +203,7 @@ def run_stage(stage: str, work: Path) -> dict:
         with PeakRSS() as peak:
             metrics = evaluate_stage(work / "shards", work / "vocab" / "vocab.tsv", work / "model", work / "raw",
                                      work / "eval", EvaluateConfig(), work / "confusion.csv")
-        return {"seconds": round(time.perf_counter() - start, 1), "peak_mem_mb_pss_sum": round(peak.peak / 2**20),
-                "rows": metrics["rows"], "accuracy": metrics["accuracy"]}
+        return measured(start, peak, rows=metrics["rows"], accuracy=metrics["accuracy"])
     if stage != "vocab":
         vocab_stage(work / "tokens", work / "vocab", VocabConfig())
     start = time.perf_counter()
@@ -216,8 +219,7 @@ def run_stage(stage: str, work: Path) -> dict:
             stats = bucket_stage(work / "tokens", work / "vocab" / "vocab.tsv", work / "ids", BucketConfig())
             figures = {"padding_waste": [stats["splits"]["train"][k] for k in ("padding_waste_random",
                                                                                 "padding_waste_bucketed")]}
-    return {"seconds": round(time.perf_counter() - start, 1), "peak_mem_mb_pss_sum": round(peak.peak / 2**20),
-            **figures}
+    return measured(start, peak, **figures)
 
 
 def main() -> None:
