@@ -18,7 +18,6 @@ from pipeline.errors import PipelineError
 from pipeline.sampler import LengthBucketSampler
 from pipeline.shards import ShardReader
 
-from .helpers import run_cli
 from .test_train import FAST, _project
 
 TIMEOUT = 300
