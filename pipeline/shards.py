@@ -382,11 +382,12 @@ def part_starts(sizes: list[int]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
-def _length_runs(shard_lengths: list[np.ndarray]) -> np.ndarray:
-    """(length, shard, first row, end row) of every run of equal length in every shard, ordered by
-    length, then shard: the stable length order of the whole split, a run at a time."""
+def _length_runs(part_lengths: list[np.ndarray]) -> np.ndarray:
+    """(length, part, first row, end row) of every run of equal length in every part (a record batch of a
+    shard, sorted by length), ordered by length, then part: the stable length order of the whole split,
+    a run at a time."""
     runs = []
-    for k, lengths in enumerate(shard_lengths):
+    for k, lengths in enumerate(part_lengths):
         if not len(lengths):
             continue
         edges = np.flatnonzero(lengths[1:] != lengths[:-1]) + 1
@@ -406,9 +407,9 @@ def _gather(pieces: list[tuple[ShardColumns, int, int, int, int]]) -> Batch:
     rows = sum(hi - lo for _, lo, hi, _, _ in pieces)
     ids = np.zeros((rows, width), dtype=np.int64)
     at = 0
-    for shard, lo, hi, length, _ in pieces:
+    for part, lo, hi, length, _ in pieces:
         if length:
-            ids[at:at + hi - lo, :length] = shard.values[shard.offsets[lo]:shard.offsets[hi]].reshape(hi - lo, length)
+            ids[at:at + hi - lo, :length] = part.values[part.offsets[lo]:part.offsets[hi]].reshape(hi - lo, length)
         at += hi - lo
     cat = lambda column: np.concatenate([getattr(p[0], column)[p[1]:p[2]] for p in pieces]).astype(np.int64)  # noqa: E731
     lengths = np.concatenate([np.full(hi - lo, length, dtype=np.int64) for _, lo, hi, length, _ in pieces])
