@@ -27,6 +27,14 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
+def needs_native_bf16():
+    """Skip marker for tests of ``train.precision: bf16``, which the stage refuses on a CPU without native bfloat16."""
+    from pipeline.model import native_bf16_cpu
+
+    return pytest.mark.skipif(not native_bf16_cpu(), reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX), "
+                              "which train.precision: bf16 needs")
+
+
 def run_cli(*args, cwd=None, check=True, input=None):
     """Run the textpipe console script as a user would."""
     exe = shutil.which("textpipe") or str(Path(sys.executable).parent / "textpipe")

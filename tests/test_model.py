@@ -4,11 +4,9 @@ import pytest
 import torch
 
 from pipeline.errors import PipelineError
-from pipeline.model import (TextClassifier, check_precision, native_bf16_cpu, reverse_within_length, run_fused,
-                            run_packed, step_autocast)
+from pipeline.model import TextClassifier, check_precision, reverse_within_length, run_fused, run_packed, step_autocast
 
-NATIVE_BF16 = pytest.mark.skipif(not native_bf16_cpu(), reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX), "
-                                 "which train.precision: bf16 needs")
+from .helpers import needs_native_bf16
 
 
 def test_reverse_within_length():
@@ -169,7 +167,7 @@ def test_word_dropout_zeroes_whole_tokens_in_training_only():
     assert 0.2 < zeroed.float().mean().item() < 0.3
 
 
-@NATIVE_BF16
+@needs_native_bf16()
 @pytest.mark.parametrize("pooling", ["max", "mean"])
 def test_bf16_steps_run_the_recurrent_kernel_in_bfloat16_with_fp32_weights_and_gradients(pooling):
     torch.manual_seed(3)

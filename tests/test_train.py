@@ -20,8 +20,7 @@ from pipeline.shards import ShardReader
 from pipeline.train import Trainer
 from pipeline.vocab import Vocabulary
 
-from .helpers import run_cli
-from .test_model import NATIVE_BF16
+from .helpers import needs_native_bf16, run_cli
 
 FAST = {"epochs": 2, "embed_dim": 32, "hidden_size": 32, "lr": 0.005, "patience": 0, "batch_size": 32, "seed": 7}
 
@@ -42,7 +41,7 @@ def test_lazy_adam_trains_the_demo_as_well_as_dense_adam(demo, tmp_path):
     assert min(accuracy.values()) > 0.8 and abs(accuracy["sparse"] - accuracy["dense"]) <= 0.05, accuracy
 
 
-@NATIVE_BF16
+@needs_native_bf16()
 def test_bf16_steps_train_the_demo_as_well_as_fp32(demo, tmp_path):
     """bf16 forward passes against fp32 (the default lazy Adam both times): not the same maths, so the check is
     the outcome; the checkpoint holds fp32 weights either way."""
