@@ -11,25 +11,24 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    """A Matplotlib figure outside pyplot (the pattern Matplotlib documents for servers): no
+    global figure registry or GUI backend to import or close; ``savefig`` renders with Agg."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize)
 
 
 def plot_curves(history: list[dict], path: Path) -> bool:
     """Loss and accuracy per epoch (train and validation); False when there is no history."""
     if not history:
         return False
-    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     epochs = [int(r["epoch"]) for r in history]
     best = max(history, key=lambda r: (float(r["val_acc"]), -int(r["epoch"])))  # the epoch train keeps
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = _figure((9, 3.5))
+    ax1, ax2 = fig.subplots(1, 2)
     for key, ax in (("loss", ax1), ("acc", ax2)):
         ax.plot(epochs, [float(r[f"train_{key}"]) for r in history], marker="o", label="train")
         ax.plot(epochs, [float(r[f"val_{key}"]) for r in history], marker="o", label="validation")
@@ -42,15 +41,14 @@ def plot_curves(history: list[dict], path: Path) -> bool:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 
 def plot_confusion(cm: list[list[int]], labels: list[str], path: Path, title: str = "Confusion matrix") -> None:
-    plt = _pyplot()
     m = np.asarray(cm)
     size = 1.2 + 0.9 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = _figure((size + 1, size))
+    ax = fig.subplots()
     im = ax.imshow(m, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -63,7 +61,6 @@ def plot_confusion(cm: list[list[int]], labels: list[str], path: Path, title: st
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def table(header: list[str], rows: list[list]) -> str:
