@@ -110,3 +110,19 @@ def run_all(root: Path, dataset=None, tokenize=None, vocab=None, bucket=None, sh
     vocab_stage(root / "tokens", root / "vocab", VocabConfig.from_block(vocab))
     bucket_stage(root / "tokens", root / "vocab" / "vocab.tsv", root / "ids", BucketConfig.from_block(bucket))
     return shard_stage(root / "ids", root / "vocab" / "vocab.tsv", root / "shards", ShardConfig.from_block(shard))
+
+
+# ------------------------------------------------------------------ small training projects
+
+FAST_TRAIN = {"epochs": 2, "embed_dim": 32, "hidden_size": 32, "lr": 0.005, "patience": 0, "batch_size": 32, "seed": 7}
+
+
+def train_project(root: Path, demo: Path, train: dict) -> Path:
+    """A folder laid out as a project for `textpipe train`: params.yaml with ``train`` as its train
+    block, and the demo's shards and vocabulary."""
+    import yaml
+
+    for part in ("shards", "vocab"):
+        shutil.copytree(demo / part, root / "artifacts" / "demo" / part)
+    (root / "params.yaml").write_text(yaml.safe_dump({"train": train}))
+    return root

@@ -18,7 +18,7 @@ from pipeline.errors import PipelineError
 from pipeline.sampler import LengthBucketSampler
 from pipeline.shards import ShardReader
 
-from .test_train import FAST, _project
+from .helpers import FAST_TRAIN, train_project
 
 TIMEOUT = 300
 
@@ -54,9 +54,9 @@ def _train(project, timeout=TIMEOUT):
 
 @pytest.mark.slow
 def test_two_processes_train_like_one(demo, tmp_path):
-    train = {**FAST, "epochs": 3, "hidden_size": 32}
-    one = _project(tmp_path / "one", demo, train)
-    two = _project(tmp_path / "two", demo, {**train, "nproc": 2})
+    train = {**FAST_TRAIN, "epochs": 3, "hidden_size": 32}
+    one = train_project(tmp_path / "one", demo, train)
+    two = train_project(tmp_path / "two", demo, {**train, "nproc": 2})
     run_one = json.loads(_train(one).stdout)
     proc = _train(two)
     run_two = json.loads(proc.stdout)  # rank 0 alone prints the summary
@@ -72,7 +72,7 @@ def test_two_processes_train_like_one(demo, tmp_path):
 
 @pytest.mark.slow
 def test_killed_two_process_run_resumes(demo, tmp_path):
-    project = _project(tmp_path / "p", demo, {**FAST, "epochs": 4, "hidden_size": 32, "batch_size": 16, "nproc": 2})
+    project = train_project(tmp_path / "p", demo, {**FAST_TRAIN, "epochs": 4, "hidden_size": 32, "batch_size": 16, "nproc": 2})
     resume = project / "artifacts/demo/resume/last.pt"
     proc = subprocess.Popen(["textpipe", "train"], cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -20,9 +20,7 @@ from pipeline.shards import ShardReader
 from pipeline.train import Trainer
 from pipeline.vocab import Vocabulary
 
-from .helpers import needs_native_bf16, run_cli
-
-FAST = {"epochs": 2, "embed_dim": 32, "hidden_size": 32, "lr": 0.005, "patience": 0, "batch_size": 32, "seed": 7}
+from .helpers import FAST_TRAIN, needs_native_bf16, run_cli, train_project
 
 
 def fit(root, out, config, resume=None):
@@ -35,7 +33,7 @@ def test_lazy_adam_trains_the_demo_as_well_as_dense_adam(demo, tmp_path):
     not the same maths, so the check is the outcome (same epochs, same data order)."""
     accuracy = {}
     for grad in ("dense", "sparse"):
-        trainer, result = fit(demo, tmp_path / grad, {**FAST, "embedding_grad": grad})
+        trainer, result = fit(demo, tmp_path / grad, {**FAST_TRAIN, "embedding_grad": grad})
         assert trainer.model.embedding.sparse == (grad == "sparse") and sorted(trainer.optimizer.parts)[-1] == grad
         accuracy[grad] = result["val_acc"]
     assert min(accuracy.values()) > 0.8 and abs(accuracy["sparse"] - accuracy["dense"]) <= 0.05, accuracy
@@ -47,7 +45,7 @@ def test_bf16_steps_train_the_demo_as_well_as_fp32(demo, tmp_path):
     the outcome; the checkpoint holds fp32 weights either way."""
     accuracy, models = {}, {}
     for precision in ("fp32", "bf16"):
-        _, result = fit(demo, tmp_path / precision, {**FAST, "precision": precision})
+        _, result = fit(demo, tmp_path / precision, {**FAST_TRAIN, "precision": precision})
         accuracy[precision] = result["val_acc"]
         models[precision] = load_checkpoint(tmp_path / precision / "model.pt", demo / "vocab" / "vocab.tsv")
     assert min(accuracy.values()) > 0.8 and abs(accuracy["bf16"] - accuracy["fp32"]) <= 0.05, accuracy
@@ -57,7 +55,7 @@ def test_bf16_steps_train_the_demo_as_well_as_fp32(demo, tmp_path):
 
 
 def test_short_training_beats_majority_class(demo, tmp_path):
-    trainer, result = fit(demo, tmp_path / "model", {**FAST, "max_steps": 90})
+    trainer, result = fit(demo, tmp_path / "model", {**FAST_TRAIN, "max_steps": 90})
     assert trainer.step == 90
     assert result["val_acc"] > 0.5 + 0.1, "must beat the majority class (50%) clearly"
     rows = list(csv.DictReader(open(tmp_path / "model" / "history.csv")))
@@ -74,14 +72,14 @@ def test_short_training_beats_majority_class(demo, tmp_path):
 
 def test_learning_rate_decays_after_an_epoch_without_validation_gain(demo, tmp_path):
     # a learning rate so small that no prediction changes: validation accuracy never improves after epoch 1
-    trainer, _ = fit(demo, tmp_path / "decay", {**FAST, "epochs": 3, "lr": 1e-9})  # the default: 0.5
+    trainer, _ = fit(demo, tmp_path / "decay", {**FAST_TRAIN, "epochs": 3, "lr": 1e-9})  # the default: 0.5
     assert len({h["val_acc"] for h in trainer.history}) == 1 and len(trainer.history) == 3
     # halved after epoch 2; not after the last epoch; both optimizer parts, in the state a resume point saves
     state = trainer.optimizer.state_dict()
     assert sorted(state) == ["dense", "sparse"]
     assert [g["lr"] for part in state.values() for g in part["param_groups"]] == [0.5e-9, 0.5e-9]
     assert TrainConfig().lr_decay == 0.5
-    constant, _ = fit(demo, tmp_path / "constant", {**FAST, "epochs": 3, "lr": 1e-9, "lr_decay": 1.0})
+    constant, _ = fit(demo, tmp_path / "constant", {**FAST_TRAIN, "epochs": 3, "lr": 1e-9, "lr_decay": 1.0})
     assert constant.optimizer.lr == 1e-9
 
 
@@ -102,7 +100,7 @@ def test_learning_rate_follows_the_schedule_step_by_step(demo, tmp_path):
 
     seen = []
     # a learning rate so small that validation never gains after epoch 1: lr_decay halves the base after epoch 2
-    cfg = {**FAST, "epochs": 3, "lr": 1e-9, "lr_schedule": "linear", "lr_warmup": 0.25, "lr_decay": 0.5}
+    cfg = {**FAST_TRAIN, "epochs": 3, "lr": 1e-9, "lr_schedule": "linear", "lr_warmup": 0.25, "lr_decay": 0.5}
     trainer = Trainer(demo / "shards", demo / "vocab" / "vocab.tsv", tmp_path / "m", TrainConfig.from_block(cfg))
     step = trainer.optimizer.step
     trainer.optimizer.step = lambda: (seen.append([g["lr"] for o in trainer.optimizer.parts.values()
@@ -118,18 +116,6 @@ def test_learning_rate_follows_the_schedule_step_by_step(demo, tmp_path):
     assert seen[0] == [0.0, 0.0] and seen[n - 1][0] > seen[n][0] > seen[2 * n][0] * 1.5
 
 
-def _project(root, demo, train):
-    """A folder laid out as a project: params.yaml and the demo's shards and vocabulary."""
-    import shutil
-
-    import yaml
-
-    for part in ("shards", "vocab"):
-        shutil.copytree(demo / part, root / "artifacts" / "demo" / part)
-    (root / "params.yaml").write_text(yaml.safe_dump({"train": train}))
-    return root
-
-
 @pytest.mark.parametrize("resume_every,resumes_at", [(0, "epoch 2 step 0"), (5, "epoch 1 step 5")])
 def test_killed_training_resumes_to_the_same_model(demo, tmp_path, resume_every, resumes_at):
     """SIGKILL once the first resume point is on disk (the end of epoch 1, or step 5 of epoch 1's
@@ -140,10 +126,10 @@ def test_killed_training_resumes_to_the_same_model(demo, tmp_path, resume_every,
 
     # the mid-epoch case under a warm-up and a cosine decay: the learning rate resumes on its curve too
     schedule = {"lr_schedule": "cosine", "lr_warmup": 0.1} if resume_every else {}
-    train = {**FAST, "epochs": 2, "hidden_size": 32, "batch_size": 16, "resume_every": resume_every, **schedule}
-    full = _project(tmp_path / "full", demo, train)
+    train = {**FAST_TRAIN, "epochs": 2, "hidden_size": 32, "batch_size": 16, "resume_every": resume_every, **schedule}
+    full = train_project(tmp_path / "full", demo, train)
     run_cli("train", cwd=full)
-    part = _project(tmp_path / "part", demo, train)
+    part = train_project(tmp_path / "part", demo, train)
     resume = part / "artifacts" / "demo" / "resume" / "last.pt"
     model = part / "artifacts" / "demo" / "model" / "model.pt"
     proc = subprocess.Popen(["textpipe", "train"], cwd=part, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -167,10 +153,10 @@ def test_killed_training_resumes_to_the_same_model(demo, tmp_path, resume_every,
 
 
 def test_unreadable_resume_point_is_set_aside_and_training_starts_afresh(demo, tmp_path):
-    train = {**FAST, "max_steps": 6}
-    clean = _project(tmp_path / "clean", demo, train)
+    train = {**FAST_TRAIN, "max_steps": 6}
+    clean = train_project(tmp_path / "clean", demo, train)
     run_cli("train", cwd=clean)
-    part = _project(tmp_path / "part", demo, train)
+    part = train_project(tmp_path / "part", demo, train)
     resume = part / "artifacts" / "demo" / "resume" / "last.pt"
     resume.parent.mkdir(parents=True)
     resume.write_bytes(b"PK\x03\x04 truncated")
@@ -184,8 +170,8 @@ def test_unreadable_resume_point_is_set_aside_and_training_starts_afresh(demo, t
 
 
 def test_same_seed_same_bytes(demo, tmp_path):
-    _, r1 = fit(demo, tmp_path / "a", {**FAST, "max_steps": 20})
-    _, r2 = fit(demo, tmp_path / "b", {**FAST, "max_steps": 20})
+    _, r1 = fit(demo, tmp_path / "a", {**FAST_TRAIN, "max_steps": 20})
+    _, r2 = fit(demo, tmp_path / "b", {**FAST_TRAIN, "max_steps": 20})
     for name in ("model.pt", "history.csv", "stats.json", "params.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert r1["val_acc"] == r2["val_acc"]
@@ -195,7 +181,7 @@ def test_same_seed_same_bytes(demo, tmp_path):
 def trained(demo, tmp_path_factory):
     """A small model trained on the demo shards (module-wide, read-only)."""
     out = tmp_path_factory.mktemp("trained") / "model"
-    fit(demo, out, {**FAST, "epochs": 2})
+    fit(demo, out, {**FAST_TRAIN, "epochs": 2})
     return out
 
 
@@ -391,7 +377,7 @@ def test_vectors_file_initialises_embeddings(demo, tmp_path):
     assert weights[0].abs().sum() == 0
     with pytest.raises(PipelineError, match="has 4 values but train.embed_dim is 8"):
         load_vectors(vec, vocab, 8)
-    trainer, _ = fit(demo, tmp_path / "m", {**FAST, "embed_dim": 4, "vectors": str(vec), "max_steps": 3, "epochs": 1})
+    trainer, _ = fit(demo, tmp_path / "m", {**FAST_TRAIN, "embed_dim": 4, "vectors": str(vec), "max_steps": 3, "epochs": 1})
     assert trainer.vectors_covered == 2
     assert json.loads((tmp_path / "m" / "stats.json").read_text())["vectors_covered"] == 2
 
