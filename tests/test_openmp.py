@@ -6,7 +6,7 @@ import sys
 
 from pipeline import openmp
 
-TRAIN_20_STEPS = """
+TRAIN_8_STEPS = """
 import hashlib, os, sys, torch
 from pathlib import Path
 from torch import nn
@@ -22,7 +22,7 @@ torch.manual_seed(0)
 model = TextClassifier(reader.manifest["vocab"]["size"], len(reader.labels))
 model.embedding.sparse = True
 opt = ClassifierOptimizer(model, torch.optim.Adam, 0.004)
-for batch in LengthBucketSampler(data.lengths, data.buckets, 128, 3200, seed=0).batches()[:20]:
+for batch in LengthBucketSampler(data.lengths, data.buckets, 128, 3200, seed=0).batches()[:8]:
     ids, lengths, labels = collate(data, batch)
     loss = nn.functional.cross_entropy(model(ids, lengths), labels)
     opt.zero_grad(); loss.backward(); clip_grad_norm(opt.params, 5.0); opt.step()
@@ -64,7 +64,7 @@ def test_trained_bytes_do_not_depend_on_the_wait_policy(demo):
         env = {k: v for k, v in os.environ.items() if k not in openmp.USER_KNOBS}
         if spins is not None:
             env["GOMP_SPINCOUNT"] = spins
-        out = subprocess.run([sys.executable, "-c", TRAIN_20_STEPS, str(demo)], capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-c", TRAIN_8_STEPS, str(demo)], capture_output=True, text=True,
                              env=env, timeout=300, check=True).stdout.split()
         assert out[0] == str(spins)
         digests.add(out[1])

@@ -19,7 +19,7 @@ import pytest
 from .helpers import ALL_STAGES, PIPELINE_EDGES, REPO, SHARED, dvc, make_project, ran_stages
 
 ALL = ALL_STAGES
-SLICE_ROWS = 240  # rows per split file of the ../shared/data stand-ins (half per class)
+SLICE_ROWS = 120  # rows per split file of the ../shared/data stand-ins (half per class)
 INSTALL_PREFIXES = ("python3 -m venv", ". .venv/bin/activate", "pip install")
 TEST_COMMAND_SEGMENT = "python -m pytest"
 
