@@ -72,7 +72,8 @@ def test_two_processes_train_like_one(demo, tmp_path):
 
 @pytest.mark.slow
 def test_killed_two_process_run_resumes(demo, tmp_path):
-    project = train_project(tmp_path / "p", demo, {**FAST_TRAIN, "epochs": 4, "hidden_size": 32, "batch_size": 16, "nproc": 2})
+    train = {**FAST_TRAIN, "epochs": 4, "hidden_size": 32, "batch_size": 16, "nproc": 2}
+    project = train_project(tmp_path / "p", demo, train)
     resume = project / "artifacts/demo/resume/last.pt"
     proc = subprocess.Popen(["textpipe", "train"], cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -377,7 +377,8 @@ def test_vectors_file_initialises_embeddings(demo, tmp_path):
     assert weights[0].abs().sum() == 0
     with pytest.raises(PipelineError, match="has 4 values but train.embed_dim is 8"):
         load_vectors(vec, vocab, 8)
-    trainer, _ = fit(demo, tmp_path / "m", {**FAST_TRAIN, "embed_dim": 4, "vectors": str(vec), "max_steps": 3, "epochs": 1})
+    cfg = {**FAST_TRAIN, "embed_dim": 4, "vectors": str(vec), "max_steps": 3, "epochs": 1}
+    trainer, _ = fit(demo, tmp_path / "m", cfg)
     assert trainer.vectors_covered == 2
     assert json.loads((tmp_path / "m" / "stats.json").read_text())["vectors_covered"] == 2
 
