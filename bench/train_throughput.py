@@ -58,7 +58,7 @@ def one_setup(recipe: str, reader: ShardReader, data, seed: int, batch_size: int
         batches = [perm[i:i + 32].tolist() for i in range(0, len(perm), 32)]
     else:
         batches = LengthBucketSampler(data.lengths, data.buckets, batch_size, max_tokens, seed=seed).batches()
-    return model, ClassifierOptimizer(model, torch.optim.Adam, 1e-3), batches
+    return model, ClassifierOptimizer(model, "adam", 1e-3), batches
 
 
 def train_step(model: nn.Module, opt: ClassifierOptimizer, data, batch, precision: str = "fp32") -> int:

@@ -102,8 +102,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.optimizer]
-        self.optimizer = ClassifierOptimizer(self.model, opt_cls, cfg.lr, cfg.weight_decay)
+        self.optimizer = ClassifierOptimizer(self.model, cfg.optimizer, cfg.lr, cfg.weight_decay)
         self.sampler = LengthBucketSampler(self.train_data.lengths, self.train_data.buckets, cfg.batch_size,
                                            cfg.max_tokens, cfg.padding_noise, shuffle=True, seed=cfg.seed)
         vectors_sha = sha256_file(self.vectors) if self.vectors else None

@@ -127,7 +127,7 @@ def test_lazy_adam_updates_only_the_rows_a_batch_used():
 
     model = _twin_classifiers(True)
     before = model.embedding.weight.detach().clone()
-    opt = ClassifierOptimizer(model, torch.optim.Adam, lr=0.01)
+    opt = ClassifierOptimizer(model, "adam", lr=0.01)
     assert sorted(opt.parts) == ["dense", "sparse"]
     ids = torch.tensor([[4, 9, 9], [2, 0, 0]])
     for _ in range(3):
@@ -137,12 +137,59 @@ def test_lazy_adam_updates_only_the_rows_a_batch_used():
     changed = (model.embedding.weight != before).any(dim=1).nonzero().flatten().tolist()
     assert changed == [2, 4, 9]  # never <pad> (0), never an unused row
     state = opt.state_dict()
-    again = ClassifierOptimizer(model, torch.optim.Adam, lr=0.01)
+    again = ClassifierOptimizer(model, "adam", lr=0.01)
     again.load_state_dict(state)
     assert again.parts["sparse"].state_dict()["state"][0]["step"] == 3
-    dense = ClassifierOptimizer(_twin_classifiers(False), torch.optim.Adam, lr=0.01)
+    dense = ClassifierOptimizer(_twin_classifiers(False), "adam", lr=0.01)
     with pytest.raises(ValueError, match="optimizer state has"):
         dense.load_state_dict(state)
+
+
+@pytest.mark.parametrize("optimizer,weight_decay,sparse", [("adam", 0.0, True), ("adam", 0.01, False), ("adamw", 0.01, False)])
+def test_adam_and_lazy_adam_make_torch_optims_updates_bit_for_bit(optimizer, weight_decay, sparse):
+    """textpipe's Adams (no torch.optim.Optimizer, so no torch._dynamo import) against torch.optim's fused
+    Adam(W) and SparseAdam: equal weights after every step, a learning-rate change included; and a
+    torch.optim state dict (a resume point of textpipe before them) loads and goes on equal."""
+    import copy
+
+    from pipeline.optim import ClassifierOptimizer
+
+    gen = torch.Generator().manual_seed(1)
+    batches = [(torch.randint(1, 50, (4, 7), generator=gen), torch.tensor([7, 6, 3, 1]), torch.randint(0, 3, (4,), generator=gen))
+               for _ in range(7)]
+    mine, theirs = _twin_classifiers(sparse), _twin_classifiers(sparse)
+    ours = ClassifierOptimizer(mine, optimizer, lr=0.01, weight_decay=weight_decay)
+    assert not any(isinstance(part, torch.optim.Optimizer) for part in ours.parts.values())
+    embedding = theirs.embedding.weight
+    dense = [p for p in theirs.parameters() if not (sparse and p is embedding)]
+    torch_cls = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
+    torch_opts = {"dense": torch_cls(dense, lr=0.01, weight_decay=weight_decay, fused=True)}
+    if sparse:
+        torch_opts["sparse"] = torch.optim.SparseAdam([embedding], lr=0.01)
+
+    def train_step(model, zero_grad, step, ids, lengths, labels):
+        ids = ids * (torch.arange(7) < lengths.unsqueeze(1))
+        zero_grad()
+        torch.nn.functional.cross_entropy(model(ids, lengths), labels).backward()
+        step()
+
+    for i, batch in enumerate(batches):
+        if i == 3:  # the schedule changes the learning rate between steps
+            ours.set_schedule(0.5)
+            for group in (g for o in torch_opts.values() for g in o.param_groups):
+                group["lr"] = 0.005
+        if i == 6:  # a resume point torch.optim wrote, loaded as torch.load gives it back (fresh tensors)
+            ours = ClassifierOptimizer(mine, optimizer, lr=0.01, weight_decay=weight_decay)
+            ours.load_state_dict(copy.deepcopy({name: o.state_dict() for name, o in torch_opts.items()}))
+            assert ours.parts["dense"].param_groups[0]["lr"] == 0.005
+        train_step(mine, ours.zero_grad, ours.step, *batch)
+        train_step(theirs, lambda: [o.zero_grad() for o in torch_opts.values()],
+                   lambda: [o.step() for o in torch_opts.values()], *batch)
+        for (name, a), b in zip(mine.state_dict().items(), theirs.state_dict().values()):
+            assert torch.equal(a, b), (i, name)
+    assert not torch.equal(mine.embedding.weight, _twin_classifiers(sparse).embedding.weight)
+    steps = [s["step"] for part in ours.state_dict().values() for s in part["state"].values()]
+    assert [float(s) for s in steps] == [7.0] * len(steps)
 
 
 def test_word_dropout_zeroes_whole_tokens_in_training_only():
