@@ -86,7 +86,7 @@ def token_batches(raw_paths: Sequence[Path], cfg: TokenizeConfig, workers: int) 
     ray = _ray()
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
-    ds = ray.data.read_parquet([str(p) for p in raw_paths], columns=["text", "label"], ray_remote_args={"num_cpus": 0})
+    ds = ray.data.read_parquet([str(p) for p in raw_paths], num_cpus=0).select_columns(["text", "label"])
     normalizer = TextNormalizer(cfg.lowercase, cfg.strip_html, cfg.normalize_whitespace)
     ds = ds.map_batches(_Tokenize, fn_constructor_args=(cfg.lang, cfg.spacy_pipeline, normalizer),
                         batch_size=cfg.chunk_size, batch_format="pyarrow",

@@ -67,18 +67,21 @@ def test_ray_engine_without_ray_is_one_line(monkeypatch, tmp_path, demo):
 
 def test_one_actor_on_the_local_ray_the_stage_starts_equals_local_on_the_demo(demo, tmp_path):
     """`engine: ray` for tokenize and vocab with one worker and no Ray running, as `dvc repro` runs it:
-    the stage starts its own local Ray (this case once hung forever: the actor held the only CPU slot
-    Ray Data's file listing needed), and the token files and vocabulary equal the local engine's."""
+    a local Ray started as the tokenize stage starts its own, `ray_session(None, workers)` (this case
+    once hung forever: the actor held the only CPU slot Ray Data's file listing needed), and the token
+    files and vocabulary equal the local engine's. Both run in that one session, which saves starting a
+    second Ray; the README walk-through runs the stages that each start their own (test_readme.py)."""
     import os
     import subprocess
     import sys
 
     code = ("from pipeline import ray_engine\nfrom pipeline.config import TokenizeConfig, VocabConfig\n"
             "from pipeline.tokenize import tokenize_dataset\nfrom pipeline.vocab import vocab_stage\n"
-            f"stats, timings = tokenize_dataset({str(demo / 'raw')!r}, {str(tmp_path / 'tokens')!r}, "
-            "TokenizeConfig(engine='ray', workers=1, chunk_size=300))\n"
-            "assert timings['engine'] == 'ray' and stats['splits']['train']['docs'] == 2160\n"
             "with ray_engine.ray_session(None, 1):\n"
+            f"    stats, timings = tokenize_dataset({str(demo / 'raw')!r}, {str(tmp_path / 'tokens')!r}, "
+            "TokenizeConfig(engine='ray', workers=1, chunk_size=300))\n"
+            "    assert timings['engine'] == 'ray' and stats['splits']['train']['docs'] == 2160\n"
+            "    assert ray_engine._ray().cluster_resources()['CPU'] == 2  # one for the actor, one for the listing\n"
             f"    vocab_stage({str(tmp_path / 'tokens')!r}, {str(tmp_path / 'vocab')!r}, VocabConfig(engine='ray'), "
             "count=ray_engine.count_tokens)\n")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
