@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline.openmp import set_wait_policy  # noqa: E402
 
 set_wait_policy()  # as the textpipe entry point does, before torch loads libgomp
-from pipeline.config import TrainConfig  # noqa: E402
+from pipeline.core.config import TrainConfig  # noqa: E402
 from pipeline.inference import score_split  # noqa: E402
 from pipeline.train import Trainer  # noqa: E402
 

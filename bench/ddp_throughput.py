@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.buckets import bucket_stage  # noqa: E402
-from pipeline.config import BucketConfig, DatasetConfig, ShardConfig, TokenizeConfig, VocabConfig  # noqa: E402
+from pipeline.core.config import BucketConfig, DatasetConfig, ShardConfig, TokenizeConfig, VocabConfig  # noqa: E402
 from pipeline.ingest import ingest  # noqa: E402
 from pipeline.shards import shard_stage  # noqa: E402
 from pipeline.tokenize import tokenize_dataset  # noqa: E402

@@ -27,7 +27,7 @@ set_wait_policy()  # as the textpipe entry point does, before torch loads libgom
 import torch  # noqa: E402
 
 from bench.ddp_throughput import build_shards  # noqa: E402
-from pipeline.config import TrainConfig  # noqa: E402
+from pipeline.core.config import TrainConfig  # noqa: E402
 from pipeline.predict import Predictor, export_model  # noqa: E402
 from pipeline.train import Trainer  # noqa: E402
 

@@ -42,7 +42,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 from bench.peak_memory import PeakRSS  # noqa: E402
 from pipeline.buckets import bucket_stage  # noqa: E402
-from pipeline.config import BucketConfig, DatasetConfig, ShardConfig, TokenizeConfig, VocabConfig  # noqa: E402
+from pipeline.core.config import BucketConfig, DatasetConfig, ShardConfig, TokenizeConfig, VocabConfig  # noqa: E402
 from pipeline.ingest import ingest  # noqa: E402
 from pipeline.shards import shard_stage  # noqa: E402
 from pipeline.tokenize import tokenize_dataset  # noqa: E402
@@ -62,7 +62,7 @@ def plain_spacy_loop(data: Path) -> tuple[float, int]:
 
 
 def run_pipeline(data: Path, work: Path) -> dict:
-    # the shipped defaults (pipeline.config), as `dvc repro` runs them
+    # the shipped defaults (pipeline.core.config), as `dvc repro` runs them
     cfg = DatasetConfig(name="imdb", source="files", path=str(data)).resolve()
     stages = {
         "ingest": lambda: ingest(cfg, work / "raw"),

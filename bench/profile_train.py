@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--max-tokens", type=int, default=None)
     args = ap.parse_args()
-    from pipeline.config import TrainConfig
+    from pipeline.core.config import TrainConfig
 
     torch.set_num_threads(os.cpu_count() or 1)
     reader = ShardReader(Path(args.data) / "shards", vocab_path=Path(args.data) / "vocab" / "vocab.tsv")

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import DatasetConfig, TokenizeConfig  # noqa: E402
+from pipeline.core.config import DatasetConfig, TokenizeConfig  # noqa: E402
 from pipeline.ingest import ingest  # noqa: E402
 from pipeline.tokenize import tokenize_dataset  # noqa: E402
 

@@ -63,9 +63,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from pipeline.config import TokenizeConfig  # noqa: E402
-from pipeline.fileio import ArrowWriter, write_json  # noqa: E402
-from pipeline.integrity import sealed_dir  # noqa: E402
+from pipeline.core.config import TokenizeConfig  # noqa: E402
+from pipeline.core.fileio import ArrowWriter, write_json  # noqa: E402
+from pipeline.core.integrity import sealed_dir  # noqa: E402
 
 COMMON, DOCS_PER_BATCH, VECTORS_TRAIN_DOCS = 50_000, 20_000, 20_000
 SCHEMA = pa.schema([("tokens", pa.list_(pa.string())), ("label", pa.int64()), ("length", pa.int32())])
@@ -158,7 +158,7 @@ def prepare_shards(work: Path, train_docs: int, test_docs: int, train: bool) -> 
 def train_model(work: Path) -> dict:
     """The train stage's library call with a small model, for 20 optimizer steps (one epoch's batches are
     formed, and the validation split scored, whatever the steps)."""
-    from pipeline.config import TrainConfig
+    from pipeline.core.config import TrainConfig
     from pipeline.train import Trainer
 
     cfg = TrainConfig(epochs=1, max_steps=20, embed_dim=32, hidden_size=32)
@@ -178,7 +178,7 @@ def run_stage(stage: str, work: Path) -> dict:
     """The stage in this process (which runs nothing else), with its time and peak memory."""
     from bench.peak_memory import PeakRSS
     from pipeline.buckets import bucket_stage
-    from pipeline.config import BucketConfig, DatasetConfig, IngestConfig, VectorsConfig, VocabConfig
+    from pipeline.core.config import BucketConfig, DatasetConfig, IngestConfig, VectorsConfig, VocabConfig
     from pipeline.ingest import ingest
     from pipeline.vectors import vectors_stage
     from pipeline.vocab import vocab_stage
@@ -196,7 +196,7 @@ def run_stage(stage: str, work: Path) -> dict:
             result = train_model(work)
         return measured(start, peak, val_acc=result["val_acc"])
     if stage == "evaluate":
-        from pipeline.config import EvaluateConfig
+        from pipeline.core.config import EvaluateConfig
         from pipeline.evaluate import evaluate_stage
 
         start = time.perf_counter()

@@ -38,7 +38,7 @@ set_wait_policy()  # as the textpipe entry point does, before torch loads libgom
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from pipeline.config import TrainConfig  # noqa: E402
+from pipeline.core.config import TrainConfig  # noqa: E402
 from pipeline.model import TextClassifier, step_autocast  # noqa: E402
 from pipeline.optim import ClassifierOptimizer, clip_grad_norm  # noqa: E402
 from pipeline.sampler import LengthBucketSampler, collate  # noqa: E402

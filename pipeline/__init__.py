@@ -3,11 +3,14 @@
 The library is organised by job; stage modules write the artifact their
 docstring describes:
 
-- :mod:`pipeline.registry`   the stages: what each reads, writes and depends on
-- :mod:`pipeline.config`     one typed, checked config per params block (the only defaults)
-- :mod:`pipeline.params`     reading params.yaml and checking types and ranges
-- :mod:`pipeline.layout`     every artifact path, from the registry
-- :mod:`pipeline.schema`     split names and the class names artifacts carry
+- :mod:`pipeline.core`       what every stage imports (one DVC dep):
+  :mod:`~pipeline.core.registry` the stages, what each reads, writes and depends on;
+  :mod:`~pipeline.core.config` one typed, checked config per params block (the only defaults);
+  :mod:`~pipeline.core.params` reading params.yaml, checking types and ranges;
+  :mod:`~pipeline.core.layout` every artifact path, from the registry;
+  :mod:`~pipeline.core.schema` split names and the class names artifacts carry;
+  :mod:`~pipeline.core.fileio`, :mod:`~pipeline.core.integrity` atomic writes and checksums;
+  :mod:`~pipeline.core.procs` worker processes; :mod:`~pipeline.core.errors` the one-line errors
 - :mod:`pipeline.sources`    reading demo / local files / hub datasets
 - :mod:`pipeline.ingest`     stage ingest: clean, carve, write raw Parquet
 - :mod:`pipeline.tokenize`   stage tokenize: spaCy over all cores

@@ -25,11 +25,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .config import BucketConfig
-from .errors import PipelineError
-from .fileio import ArrowWriter, arrow_schema, iter_arrow, read_json, write_json
-from .integrity import sealed_dir, verify_dir
-from .schema import SPLITS
+from .core.config import BucketConfig
+from .core.errors import PipelineError
+from .core.fileio import ArrowWriter, arrow_schema, iter_arrow, read_json, write_json
+from .core.integrity import sealed_dir, verify_dir
+from .core.schema import SPLITS
 from .vocab import UNK_ID, Vocabulary
 
 

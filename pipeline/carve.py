@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .schema import SPLITS
+from .core.schema import SPLITS
 from .selection import Selection
 
 LEFT_OUT = -1  # a row that max_rows leaves out

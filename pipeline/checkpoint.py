@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from .errors import PipelineError
-from .fileio import atomic_path, sha256_file
-from .integrity import verify_dir
+from .core.errors import PipelineError
+from .core.fileio import atomic_path, sha256_file
+from .core.integrity import verify_dir
 from .model import TextClassifier
 
 FORMAT = "textpipe-model/1"

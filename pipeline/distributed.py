@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .errors import PipelineError
-from .procs import die_with_parent, launched
+from .core.errors import PipelineError
+from .core.procs import die_with_parent, launched
 
 
 def default_threads(world_size: int) -> int:

@@ -4,7 +4,7 @@ Ingest reports, per output split, the rows that repeat an earlier row's text and
 seen with more than one label, and for validation and test the rows whose text is also in
 train. :class:`DuplicateCounter` takes an 8-byte fingerprint of each text (blake2b) with
 its label and split. It keeps at most ``SPILL_ROWS`` of them in memory; beyond that it
-writes them to a scratch folder in hash parts (:func:`pipeline.fileio.write_parts`) and
+writes them to a scratch folder in hash parts (:func:`pipeline.core.fileio.write_parts`) and
 counts each part on its own at the end. Equal texts have equal fingerprints and so land in
 the same part, so the per-part counts add up to the exact totals.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .fileio import read_parts, write_parts
+from .core.fileio import read_parts, write_parts
 
 _RECORDS = pa.schema([("fingerprint", pa.uint64()), ("label", pa.int64()), ("split", pa.int8())])
 

@@ -27,9 +27,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device
-from .config import EvaluateConfig
-from .fileio import ROWS_PER_BATCH, csv_writer, iter_parquet, read_json, write_csv, write_json, write_text
-from .integrity import sealed_dir, verify_dir
+from .core.config import EvaluateConfig
+from .core.fileio import ROWS_PER_BATCH, csv_writer, iter_parquet, read_json, write_csv, write_json, write_text
+from .core.integrity import sealed_dir, verify_dir
 from .inference import scored_batches
 from .report import plot_confusion, plot_curves, render_report
 from .shards import ShardReader

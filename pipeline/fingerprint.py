@@ -23,8 +23,8 @@ import json
 import logging
 from pathlib import Path
 
-from .config import DataSource
-from .fileio import sha256_file, write_json
+from .core.config import DataSource
+from .core.fileio import sha256_file, write_json
 from .sources import check_regular_file, split_files
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import TrainConfig as _T
+from .core.config import TrainConfig as _T
 from .shards import Batch, ShardReader
 
 

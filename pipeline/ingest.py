@@ -9,7 +9,7 @@ Output contract (``<out>/``)::
     stats.json   rows and label counts per split, rows dropped and why, exact
                  duplicates per split (repeated rows; texts seen with conflicting
                  labels) and validation/test rows whose text is also in train
-    checksums.json  size and sha256 of every file, written last (pipeline.integrity)
+    checksums.json  size and sha256 of every file, written last (pipeline.core.integrity)
     params.json  the resolved dataset config and ingest params
 """
 from __future__ import annotations
@@ -24,12 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .carve import RowRoutes
-from .config import DataSource, IngestConfig
+from .core.config import DataSource, IngestConfig
 from .duplicates import DuplicateCounter
-from .errors import PipelineError
-from .fileio import ParquetWriter, sweep_stale, temp_prefix, write_json
-from .integrity import sealed_dir
-from .schema import SPLITS, labels_metadata
+from .core.errors import PipelineError
+from .core.fileio import ParquetWriter, sweep_stale, temp_prefix, write_json
+from .core.integrity import sealed_dir
+from .core.schema import SPLITS, labels_metadata
 from .sources import SplitRows, load_splits
 
 

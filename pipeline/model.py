@@ -26,9 +26,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .config import TrainConfig as _T
-from .errors import PipelineError
-from .schema import PAD_ID
+from .core.config import TrainConfig as _T
+from .core.errors import PipelineError
+from .core.schema import PAD_ID
 
 RNN_TYPES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 POOLINGS = ("last", "max", "mean")

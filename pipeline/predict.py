@@ -36,10 +36,10 @@ from tqdm.auto import tqdm
 
 from .buckets import truncate_docs
 from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device, read_checkpoint_file
-from .config import BucketConfig, TokenizeConfig
-from .errors import PipelineError
-from .fileio import atomic_path, read_json
-from .schema import UNK_ID
+from .core.config import BucketConfig, TokenizeConfig
+from .core.errors import PipelineError
+from .core.fileio import atomic_path, read_json
+from .core.schema import UNK_ID
 from .tokenize import ParallelTokenizer
 from .vocab import Vocabulary
 

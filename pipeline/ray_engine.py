@@ -28,9 +28,9 @@ from typing import Iterator, Sequence
 
 import pyarrow as pa
 
-from .config import TokenizeConfig
-from .errors import PipelineError
-from .fileio import arrow_batches, read_arrow_batch
+from .core.config import TokenizeConfig
+from .core.errors import PipelineError
+from .core.fileio import arrow_batches, read_arrow_batch
 from .tokenize import TOKENS_TYPE, TextNormalizer, _init_worker, _tokenize_chunk
 
 

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .config import TrainConfig as _T
+from .core.config import TrainConfig as _T
 from .shards import SplitData
 
 

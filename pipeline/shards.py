@@ -33,11 +33,11 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from .config import ShardConfig
-from .errors import PipelineError
-from .fileio import ArrowWriter, arrow_schema, iter_arrow, read_json, sha256_file, write_arrow, write_json
-from .integrity import sealed_dir, verify_dir
-from .schema import SPLITS, read_labels
+from .core.config import ShardConfig
+from .core.errors import PipelineError
+from .core.fileio import ArrowWriter, arrow_schema, iter_arrow, read_json, sha256_file, write_arrow, write_json
+from .core.integrity import sealed_dir, verify_dir
+from .core.schema import SPLITS, read_labels
 
 FORMAT = "textpipe-shards/1"
 

@@ -36,9 +36,9 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .config import DataSource
-from .errors import PipelineError
-from .fileio import ROWS_PER_BATCH, iter_parquet
+from .core.config import DataSource
+from .core.errors import PipelineError
+from .core.fileio import ROWS_PER_BATCH, iter_parquet
 
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json"}
 # How delimited files are parsed. CSV: RFC 4180 (quoted fields, doubled quotes, embedded newlines).

@@ -41,12 +41,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from .config import TokenizeConfig
-from .errors import PipelineError
-from .fileio import ArrowWriter, iter_parquet, write_json
-from .integrity import sealed_dir, verify_dir
-from .procs import quiet_worker
-from .schema import SPLITS
+from .core.config import TokenizeConfig
+from .core.errors import PipelineError
+from .core.fileio import ArrowWriter, iter_parquet, write_json
+from .core.integrity import sealed_dir, verify_dir
+from .core.procs import quiet_worker
+from .core.schema import SPLITS
 from .word_memo import WordMemo, memo_applies
 
 _T = TokenizeConfig  # its field defaults are the library defaults

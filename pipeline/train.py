@@ -43,12 +43,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import build_model, make_checkpoint, pick_device, save_checkpoint
-from .config import TrainConfig
+from .core.config import TrainConfig
 from .distributed import World, default_threads, rank_batches
-from .errors import PipelineError
-from .fileio import atomic_path, sha256_file, write_csv, write_json
+from .core.errors import PipelineError
+from .core.fileio import atomic_path, sha256_file, write_csv, write_json
 from .inference import score_split
-from .integrity import sealed_dir, verify_dir
+from .core.integrity import sealed_dir, verify_dir
 from .model import check_precision, step_autocast
 from .optim import ClassifierOptimizer, clip_grad_norm, schedule_factor
 from .progress import Heartbeat, log

@@ -37,10 +37,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from .config import TokenizeConfig, VectorsConfig
-from .errors import PipelineError
-from .fileio import ArrowWriter, iter_arrow, read_json, scratch_dir, sha256_file, write_json
-from .integrity import sealed_dir, verify_dir
+from .core.config import TokenizeConfig, VectorsConfig
+from .core.errors import PipelineError
+from .core.fileio import ArrowWriter, iter_arrow, read_json, scratch_dir, sha256_file, write_json
+from .core.integrity import sealed_dir, verify_dir
 from .sources import FILE_BUILDERS, load_file
 from .progress import Heartbeat
 from .tokenize import TOKENS_TYPE, ParallelTokenizer

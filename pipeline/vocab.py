@@ -27,13 +27,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from .config import VocabConfig
-from .errors import PipelineError
-from .fileio import (arrow_batches, atomic_path, iter_arrow, read_parts, scratch_dir, sha256_file, write_json,
+from .core.config import VocabConfig
+from .core.errors import PipelineError
+from .core.fileio import (arrow_batches, atomic_path, iter_arrow, read_parts, scratch_dir, sha256_file, write_json,
                      write_parts)
-from .integrity import sealed_dir, verify_dir
+from .core.integrity import sealed_dir, verify_dir
 from .progress import Heartbeat, log
-from .schema import PAD, PAD_ID, SPECIALS, SPLITS, UNK, UNK_ID  # noqa: F401  (re-exported)
+from .core.schema import PAD, PAD_ID, SPECIALS, SPLITS, UNK, UNK_ID  # noqa: F401  (re-exported)
 
 
 

@@ -1,7 +1,7 @@
 """`textpipe bucket`: map tokens to ids, assign length buckets, report padding waste."""
 import click
 
-from pipeline.layout import stage_dir, vocab_file
+from pipeline.core.layout import stage_dir, vocab_file
 
 from .common import echo_json, params_option, stage_configs, write_metrics
 

@@ -1,11 +1,11 @@
 """`textpipe check`: check every params block and fingerprint the dataset's files before any stage does work."""
 import click
 
-from pipeline.config import read_all
-from pipeline.fileio import write_json
+from pipeline.core.config import read_all
+from pipeline.core.fileio import write_json
 from pipeline.fingerprint import source_fingerprint
-from pipeline.layout import CHECK_FILE, HASH_CACHE
-from pipeline.params import load_params
+from pipeline.core.layout import CHECK_FILE, HASH_CACHE
+from pipeline.core.params import load_params
 
 from .common import params_option
 

@@ -12,9 +12,9 @@ import sys
 
 import click
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.openmp import set_wait_policy
-from pipeline.registry import STAGE_NAMES, STAGES, TOOLS
+from pipeline.core.registry import STAGE_NAMES, STAGES, TOOLS
 
 COMMANDS = {**{s.name: s.help for s in STAGES}, **TOOLS}
 USER_ERROR = 2

@@ -6,12 +6,12 @@ from typing import Any
 
 import click
 
-from pipeline.config import DatasetConfig, read_block
-from pipeline.fileio import lock_output, sweep_stale, write_json
-from pipeline.layout import metrics_file, stage_dir
-from pipeline.params import PARAMS_FILE, load_params
-from pipeline.procs import launched
-from pipeline.registry import STAGES, stage
+from pipeline.core.config import DatasetConfig, read_block
+from pipeline.core.fileio import lock_output, sweep_stale, write_json
+from pipeline.core.layout import metrics_file, stage_dir
+from pipeline.core.params import PARAMS_FILE, load_params
+from pipeline.core.procs import launched
+from pipeline.core.registry import STAGES, stage
 
 params_option = click.option(
     "--params", "params_path", default=PARAMS_FILE, show_default=True,

@@ -1,7 +1,7 @@
 """`textpipe evaluate`: metrics, plots and report.md for the trained model."""
 import click
 
-from pipeline.layout import plots_file, stage_dir, vocab_file
+from pipeline.core.layout import plots_file, stage_dir, vocab_file
 
 from .common import echo_json, params_option, stage_configs, write_metrics
 

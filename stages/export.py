@@ -1,9 +1,9 @@
 """`textpipe export`: one self-contained model file to ship (weights, vocabulary, tokenizer settings, labels)."""
 import click
 
-from pipeline.config import DatasetConfig
-from pipeline.layout import model_file, stage_dir, vocab_file
-from pipeline.params import load_params
+from pipeline.core.config import DatasetConfig
+from pipeline.core.layout import model_file, stage_dir, vocab_file
+from pipeline.core.params import load_params
 
 from .common import echo_json, params_option
 

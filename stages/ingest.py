@@ -1,7 +1,7 @@
 """`textpipe ingest`: load the dataset named in `dataset` and write raw Parquet splits."""
 import click
 
-from pipeline.layout import stage_dir
+from pipeline.core.layout import stage_dir
 
 from .common import echo_json, params_option, stage_configs
 

@@ -7,10 +7,10 @@ from typing import Iterator
 
 import click
 
-from pipeline.config import DatasetConfig
-from pipeline.errors import PipelineError
-from pipeline.layout import MODEL_FILE, model_file, vocab_file
-from pipeline.params import load_params
+from pipeline.core.config import DatasetConfig
+from pipeline.core.errors import PipelineError
+from pipeline.core.layout import MODEL_FILE, model_file, vocab_file
+from pipeline.core.params import load_params
 
 from .common import params_option
 

@@ -1,7 +1,7 @@
 """`textpipe shard`: write length-sorted Arrow IPC shards and manifest.json."""
 import click
 
-from pipeline.layout import stage_dir, vocab_file
+from pipeline.core.layout import stage_dir, vocab_file
 
 from .common import echo_json, params_option, stage_configs
 

@@ -1,7 +1,7 @@
 """`textpipe tokenize`: spaCy-tokenize the raw splits over all cores."""
 import click
 
-from pipeline.layout import stage_dir
+from pipeline.core.layout import stage_dir
 
 from .common import echo_json, params_option, stage_configs, write_metrics
 

@@ -1,9 +1,9 @@
 """`textpipe train`: train the classifier on the shards."""
 import click
 
-from pipeline.errors import PipelineError
-from pipeline.fileio import write_csv
-from pipeline.layout import plots_file, resume_dir, stage_dir, vocab_file
+from pipeline.core.errors import PipelineError
+from pipeline.core.fileio import write_csv
+from pipeline.core.layout import plots_file, resume_dir, stage_dir, vocab_file
 
 from .common import echo_json, params_option, stage_configs, write_metrics
 

@@ -3,7 +3,7 @@ import time
 
 import click
 
-from pipeline.layout import stage_dir, vocab_file
+from pipeline.core.layout import stage_dir, vocab_file
 
 from .common import echo_json, params_option, stage_configs
 

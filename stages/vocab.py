@@ -3,7 +3,7 @@ import os
 
 import click
 
-from pipeline.layout import stage_dir
+from pipeline.core.layout import stage_dir
 
 from .common import echo_json, params_option, stage_configs, write_metrics
 

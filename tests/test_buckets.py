@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.buckets import (LengthStats, assign_buckets, bucket_boundaries, bucket_rows, encode_split, kept_positions,
                               random_padding_waste, sorted_padding_waste, truncate_docs)
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.vocab import UNK_ID, Vocabulary
 
 
@@ -28,7 +28,7 @@ def test_explicit_boundaries_get_a_last_bucket_for_longer_rows():
     assert bounds == [5, 10, 30]
     assert assign_buckets(lengths, bounds).tolist() == [0, 0, 1, 2, 2]
     assert bucket_rows(stats_of(lengths), bounds) == [2, 1, 2]
-    from pipeline.config import BucketConfig
+    from pipeline.core.config import BucketConfig
 
     with pytest.raises(PipelineError, match=r"^bucket.boundaries must be a strictly increasing list of positive lengths, got \[10, 5\]$"):
         BucketConfig.from_block({"boundaries": [10, 5]})

@@ -6,8 +6,8 @@ import sys
 import pytest
 import yaml
 
-from pipeline.config import BLOCKS, DatasetConfig, TokenizeConfig, TrainConfig, read_all
-from pipeline.errors import PipelineError
+from pipeline.core.config import BLOCKS, DatasetConfig, TokenizeConfig, TrainConfig, read_all
+from pipeline.core.errors import PipelineError
 
 from .helpers import REPO, run_cli
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pipeline.distributed import rank_batches
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.sampler import LengthBucketSampler
 from pipeline.shards import ShardReader
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import DatasetConfig
-from pipeline.errors import PipelineError
+from pipeline.core.config import DatasetConfig
+from pipeline.core.errors import PipelineError
 from pipeline.ingest import ingest
 
 ODD_TEXTS = [

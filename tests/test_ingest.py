@@ -4,9 +4,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import DatasetConfig, IngestConfig
-from pipeline.errors import PipelineError
-from pipeline.fileio import write_parts
+from pipeline.core.config import DatasetConfig, IngestConfig
+from pipeline.core.errors import PipelineError
+from pipeline.core.fileio import write_parts
 from pipeline.ingest import ingest
 
 from .helpers import run_cli, shared_dataset

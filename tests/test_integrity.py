@@ -8,8 +8,8 @@ import torch
 import yaml
 
 from pipeline.checkpoint import read_checkpoint_file
-from pipeline.errors import PipelineError
-from pipeline.integrity import CHECKSUMS, seal, verify_dir
+from pipeline.core.errors import PipelineError
+from pipeline.core.integrity import CHECKSUMS, seal, verify_dir
 
 from .helpers import run_cli
 

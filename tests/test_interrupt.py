@@ -13,8 +13,8 @@ import psutil
 import pytest
 import yaml
 
-from pipeline.errors import PipelineError
-from pipeline.integrity import verify_dir
+from pipeline.core.errors import PipelineError
+from pipeline.core.integrity import verify_dir
 
 from .helpers import REPO, dvc, make_project, ran_stages, run_cli
 
@@ -213,7 +213,7 @@ def test_two_writers_never_race(built, tmp_path):
 
 
 def test_stale_temporaries_of_dead_writers_are_swept(tmp_path):
-    from pipeline.fileio import atomic_dir, write_json
+    from pipeline.core.fileio import atomic_dir, write_json
 
     final = tmp_path / "tokens"
     dead = subprocess.Popen(["true"])
@@ -236,7 +236,7 @@ def test_stale_temporaries_of_dead_writers_are_swept(tmp_path):
 def test_concurrent_folder_swaps_never_fail_and_one_writer_wins_whole(tmp_path):
     import threading
 
-    from pipeline.fileio import atomic_dir
+    from pipeline.core.fileio import atomic_dir
 
     final, errors = tmp_path / "model", []
     barrier = threading.Barrier(6)

@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.model import TextClassifier, check_precision, reverse_within_length, run_fused, run_packed, step_autocast
 
 from .helpers import needs_native_bf16

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import BucketConfig, TokenizeConfig, TrainConfig
-from pipeline.errors import PipelineError
-from pipeline.fileio import read_arrow, sha256_file
+from pipeline.core.config import BucketConfig, TokenizeConfig, TrainConfig
+from pipeline.core.errors import PipelineError
+from pipeline.core.fileio import read_arrow, sha256_file
 from pipeline.sampler import LengthBucketSampler
 from pipeline.shards import ShardReader
 from pipeline.tokenize import ParallelTokenizer, RowRuns, TextNormalizer, local_token_batches, tokenize_dataset
@@ -179,7 +179,7 @@ def test_arrow_writer_bytes_depend_on_the_rows_only(tmp_path, monkeypatch):
     give the same file bytes: a sliced list array must not leak the cut-off rows' strings."""
     import pyarrow as pa
 
-    from pipeline import fileio
+    from pipeline.core import fileio
 
     monkeypatch.setattr(fileio, "ROWS_PER_BATCH", 4)
     schema = pa.schema([("tokens", pa.list_(pa.string())), ("label", pa.int64())])
@@ -306,7 +306,7 @@ def test_runs_are_byte_identical_whatever_the_workers(demo, tmp_path):
 
 
 def test_vocab_metrics_and_padding_waste_on_demo(demo, tmp_path):
-    from pipeline.config import VocabConfig
+    from pipeline.core.config import VocabConfig
     from pipeline.vocab import vocab_stage
 
     metrics = vocab_stage(demo / "tokens", tmp_path / "vocab", VocabConfig(max_size=50))
@@ -357,7 +357,7 @@ def test_iter_arrow_reads_only_the_columns_asked_for_in_their_order(tmp_path):
     import psutil
     import pyarrow as pa
 
-    from pipeline.fileio import ROWS_PER_BATCH, iter_arrow, write_arrow
+    from pipeline.core.fileio import ROWS_PER_BATCH, iter_arrow, write_arrow
 
     rows = 3 * ROWS_PER_BATCH + 5
     table = pa.table({"text": pa.array(["x" * 300] * rows), "length": np.arange(rows, dtype=np.int32),
@@ -381,7 +381,7 @@ def test_iter_arrow_reads_only_the_columns_asked_for_in_their_order(tmp_path):
 def test_iter_parquet_holds_a_few_pages_not_the_file(tmp_path, row_group_rows):
     import pyarrow as pa
 
-    from pipeline.fileio import iter_parquet
+    from pipeline.core.fileio import iter_parquet
 
     rows = 200_000  # of 100 random letters: a 21 MB file, as text compresses little
     letters = np.random.default_rng(0).integers(97, 123, (rows, 100), dtype=np.uint8)

@@ -5,7 +5,7 @@ A local Ray (2 CPUs, 127.0.0.1 only) is started once for this module and stopped
 import pytest
 
 from pipeline import ray_engine
-from pipeline.config import IngestConfig, TokenizeConfig, VocabConfig
+from pipeline.core.config import IngestConfig, TokenizeConfig, VocabConfig
 from pipeline.tokenize import tokenize_dataset
 from pipeline.vocab import vocab_stage
 
@@ -33,7 +33,7 @@ def same_files(a, b, names):
 
 @pytest.mark.slow
 def test_ray_equals_local_on_imdb_rows(local_ray, tmp_path):
-    from pipeline.config import DatasetConfig
+    from pipeline.core.config import DatasetConfig
     from pipeline.ingest import ingest
 
     path = shared_dataset("imdb")
@@ -58,7 +58,7 @@ def test_ray_engine_without_ray_is_one_line(monkeypatch, tmp_path, demo):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
-    from pipeline.errors import PipelineError
+    from pipeline.core.errors import PipelineError
 
     with pytest.raises(PipelineError, match=r"^engine 'ray' needs Ray: pip install -e '.\[ray\]'"):
         tokenize_dataset(demo / "raw", tmp_path / "t", TokenizeConfig(engine="ray"))
@@ -75,7 +75,7 @@ def test_one_actor_on_the_local_ray_the_stage_starts_equals_local_on_the_demo(de
     import subprocess
     import sys
 
-    code = ("from pipeline import ray_engine\nfrom pipeline.config import TokenizeConfig, VocabConfig\n"
+    code = ("from pipeline import ray_engine\nfrom pipeline.core.config import TokenizeConfig, VocabConfig\n"
             "from pipeline.tokenize import tokenize_dataset\nfrom pipeline.vocab import vocab_stage\n"
             "with ray_engine.ray_session(None, 1):\n"
             f"    stats, timings = tokenize_dataset({str(demo / 'raw')!r}, {str(tmp_path / 'tokens')!r}, "

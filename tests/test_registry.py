@@ -1,10 +1,10 @@
 """dvc.yaml agrees with the stage registry and with the code (fast; no DVC run)."""
 import yaml
 
-from pipeline import layout
-from pipeline.registry import STAGES, TOOLS, stage
+from pipeline.core import layout
+from pipeline.core.registry import STAGES, TOOLS, stage
 
-from .helpers import ALL_STAGES, REPO, code_closure, expected_dvc_stage
+from .helpers import ALL_STAGES, CORE, REPO, code_closure, expected_dvc_stage
 
 
 def dvc_stages() -> dict:
@@ -29,6 +29,16 @@ def test_each_stage_entry_agrees_with_registry_and_imports():
         assert entry.get("always_changed", False) == want.get("always_changed", False), name
         plots = [next(iter(p)) if isinstance(p, dict) else p for p in entry.get("plots", [])]
         assert plots == [str(layout.plots_file(p)) for p in stage(name).plots], name
+
+
+def test_every_stage_imports_every_core_module():
+    """pipeline/core is one dep of every stage: editing any of its modules reruns every stage, which is
+    right only while every stage imports every one of them (else the module belongs outside core)."""
+    core = sorted(f"{CORE}/{p.name}" for p in (REPO / CORE).glob("*.py") if p.name != "__init__.py")
+    assert len(core) == 9
+    for s in STAGES:
+        assert set(core) <= set(code_closure(s.module)), (s.name, sorted(set(core) - set(code_closure(s.module))))
+        assert CORE in dvc_stages()[s.name]["deps"] and not any(d.startswith(CORE + "/") for d in dvc_stages()[s.name]["deps"])
 
 
 def test_code_closure_follows_lazy_and_transitive_imports():

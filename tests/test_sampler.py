@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from pipeline.sampler import LengthBucketSampler, by_length_desc, collate
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.shards import ShardReader, SplitData, shard_stage
-from pipeline.config import ShardConfig
+from pipeline.core.config import ShardConfig
 
 rng = np.random.default_rng(0)
 LENGTHS = rng.integers(1, 200, size=1000)
@@ -178,7 +178,7 @@ def synthetic_shards(tmp_path):
     """120,000 rows of 1-39 ids in two buckets, as shards of 4 MB (over 12 MB in all): (folder, bytes)."""
     import pyarrow as pa
 
-    from pipeline.fileio import ArrowWriter, write_json
+    from pipeline.core.fileio import ArrowWriter, write_json
     from pipeline.shards import FORMAT, ShardWriter
 
     rng = np.random.default_rng(0)

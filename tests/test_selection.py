@@ -11,7 +11,7 @@ import pytest
 from pipeline import selection
 from pipeline.carve import LEFT_OUT, RowRoutes
 from pipeline.duplicates import DuplicateCounter
-from pipeline.schema import SPLITS
+from pipeline.core.schema import SPLITS
 from pipeline.selection import BLOCK, Selection
 
 

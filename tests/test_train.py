@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from pipeline.checkpoint import load_checkpoint
-from pipeline.config import BucketConfig, EvaluateConfig, TrainConfig
-from pipeline.errors import PipelineError
+from pipeline.core.config import BucketConfig, EvaluateConfig, TrainConfig
+from pipeline.core.errors import PipelineError
 from pipeline.evaluate import ExampleDraw, classification_metrics, confusion_counts, evaluate_stage
-from pipeline.fileio import write_csv
+from pipeline.core.fileio import write_csv
 from pipeline.predict import Predictor
-from pipeline.schema import UNK_ID
+from pipeline.core.schema import UNK_ID
 from pipeline.shards import ShardReader
 from pipeline.train import Trainer
 from pipeline.vocab import Vocabulary

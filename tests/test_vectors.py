@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.errors import PipelineError
-from pipeline.integrity import seal
-from pipeline.fileio import read_json, sha256_file, write_arrow, write_json
-from pipeline.config import TokenizeConfig, TrainConfig, VectorsConfig
+from pipeline.core.errors import PipelineError
+from pipeline.core.integrity import seal
+from pipeline.core.fileio import read_json, sha256_file, write_arrow, write_json
+from pipeline.core.config import TokenizeConfig, TrainConfig, VectorsConfig
 from pipeline.train import Trainer
 from pipeline.vectors import CorpusText, corpus_files, trained_vectors, vectors_stage
 from pipeline.vocab import Vocabulary, build_vocab

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.vocab import PAD_ID, UNK_ID, Vocabulary, build_vocab, unk_rate
 
 TOKENS = pa.chunked_array([pa.array([
@@ -49,7 +49,7 @@ def test_save_load_roundtrip(tmp_path):
 
 
 def test_bad_caps_are_errors():
-    from pipeline.config import VocabConfig
+    from pipeline.core.config import VocabConfig
 
     with pytest.raises(PipelineError, match="^vocab.max_size must exceed 2 .* got 2$"):
         VocabConfig.from_block({"max_size": 2})
@@ -82,7 +82,7 @@ def test_token_part_is_a_function_of_the_bytes_and_spreads_tokens():
 def test_token_counter_spills_parts_and_sums_them_exactly(demo, monkeypatch, tmp_path):
     from collections import Counter
 
-    from pipeline.fileio import read_arrow
+    from pipeline.core.fileio import read_arrow
     from pipeline.vocab import TokenCounter, TopTokens
 
     monkeypatch.setattr(TokenCounter, "MERGE_ROWS", 50)
@@ -119,7 +119,7 @@ def test_token_counter_spills_parts_and_sums_them_exactly(demo, monkeypatch, tmp
 
 
 def test_vocab_stage_that_spills_writes_the_same_vocabulary(demo, monkeypatch, tmp_path):
-    from pipeline.config import VocabConfig
+    from pipeline.core.config import VocabConfig
     from pipeline.vocab import TokenCounter, vocab_stage
 
     monkeypatch.setattr(TokenCounter, "MERGE_ROWS", 50)

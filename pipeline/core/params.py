@@ -1,6 +1,6 @@
 """Reading ``params.yaml`` into typed blocks.
 
-Each params block is a frozen dataclass (see :mod:`pipeline.config`) whose
+Each params block is a frozen dataclass (see :mod:`pipeline.core.config`) whose
 field defaults are the only place a default value lives. :meth:`Block.from_block`
 checks a block before any work starts: unknown keys (typos), the type of every
 value and its range, each failure one line naming the key, the value and what

@@ -3,7 +3,7 @@
 ``dvc.yaml`` stays the file users read and edit; ``tests/test_registry.py``
 proves it agrees with this list (commands, paths, params, and that every
 module a stage imports is one of its deps). The CLI lists its commands from
-here and :mod:`pipeline.layout` derives every path from it.
+here and :mod:`pipeline.core.layout` derives every path from it.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ stage's stamp is at a fixed path too: it is written before ``dataset.name``
 is known to be safe to use in a path.
 
 ``dataset`` is always a name already checked by
-:func:`pipeline.config.check_dataset_name`, so no path here leaves ``artifacts/``.
+:func:`pipeline.core.config.check_dataset_name`, so no path here leaves ``artifacts/``.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from .errors import PipelineError
 from .params import Block, spec
 from .schema import SPLITS
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo_data"
 DEMO_RECORD = "pipeline/demo_data"  # how artifacts name DEMO_DIR
 RESERVED_NAMES = ("metrics", "plots")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")

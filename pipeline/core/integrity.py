@@ -48,7 +48,7 @@ def seal(folder: str | os.PathLike) -> dict:
 
 @contextlib.contextmanager
 def sealed_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """:func:`pipeline.fileio.atomic_dir`, sealed with ``checksums.json`` just before it is renamed into place."""
+    """:func:`pipeline.core.fileio.atomic_dir`, sealed with ``checksums.json`` just before it is renamed into place."""
     with atomic_dir(path) as tmp:
         yield tmp
         seal(tmp)
