@@ -229,8 +229,6 @@ def test_one_dataset_as_csv_or_parquet_of_any_layout_gives_the_same_raw_bytes(tm
     read in its own batches), as a Parquet file of one row group, or as one of 777-row row groups
     with dictionary-encoded columns (a pandas `category`) and large strings, give byte-identical
     files, written in row groups of 8,192 rows."""
-    import numpy as np
-
     rows = 20_000
     texts = [f"{HOSTILE_TEXTS[i % len(HOSTILE_TEXTS)]} #{i}" for i in range(rows)]
     labels = [("neg", "pos")[(i * 7) % 3 == 0] for i in range(rows)]
