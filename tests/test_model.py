@@ -94,14 +94,23 @@ def _twin_classifiers(sparse: bool, seed: int = 3) -> TextClassifier:
     return model
 
 
+def _random_batches(n: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``n`` batches of (ids, lengths, labels) for :func:`_twin_classifiers`: 4 rows of up to 7 ids."""
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randint(1, 50, (4, 7), generator=gen), torch.tensor([7, 6, 3, 1]), torch.randint(0, 3, (4,), generator=gen))
+            for _ in range(n)]
+
+
+def _right_padded(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    return ids * (torch.arange(ids.shape[1]) < lengths.unsqueeze(1))
+
+
 def test_sparse_embedding_gradients_give_the_dense_weights_under_sgd_with_clipping():
     """Where the maths is the same (SGD), sparse and dense embedding gradients train the same weights,
     clipping included (repeated ids in a batch add up in both)."""
     from pipeline.optim import clip_grad_norm
 
-    gen = torch.Generator().manual_seed(0)
-    batches = [(torch.randint(1, 50, (4, 7), generator=gen), torch.tensor([7, 6, 3, 1]), torch.randint(0, 3, (4,), generator=gen))
-               for _ in range(6)]
+    batches = _random_batches(6, seed=0)
     batches[0][0][:, :3] = 5  # one id many times in one batch
     weights, norms = {}, {}
     for sparse in (False, True):
@@ -109,7 +118,7 @@ def test_sparse_embedding_gradients_give_the_dense_weights_under_sgd_with_clippi
         opt = torch.optim.SGD(model.parameters(), lr=0.5)
         norms[sparse] = []
         for ids, lengths, labels in batches:
-            ids = ids * (torch.arange(7) < lengths.unsqueeze(1))  # right padding
+            ids = _right_padded(ids, lengths)
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(ids, lengths), labels).backward()
             assert model.embedding.weight.grad.is_sparse == sparse
@@ -154,9 +163,7 @@ def test_adam_and_lazy_adam_make_torch_optims_updates_bit_for_bit(optimizer, wei
 
     from pipeline.optim import ClassifierOptimizer
 
-    gen = torch.Generator().manual_seed(1)
-    batches = [(torch.randint(1, 50, (4, 7), generator=gen), torch.tensor([7, 6, 3, 1]), torch.randint(0, 3, (4,), generator=gen))
-               for _ in range(7)]
+    batches = _random_batches(7, seed=1)
     mine, theirs = _twin_classifiers(sparse), _twin_classifiers(sparse)
     ours = ClassifierOptimizer(mine, optimizer, lr=0.01, weight_decay=weight_decay)
     assert not any(isinstance(part, torch.optim.Optimizer) for part in ours.parts.values())
@@ -168,7 +175,7 @@ def test_adam_and_lazy_adam_make_torch_optims_updates_bit_for_bit(optimizer, wei
         torch_opts["sparse"] = torch.optim.SparseAdam([embedding], lr=0.01)
 
     def train_step(model, zero_grad, step, ids, lengths, labels):
-        ids = ids * (torch.arange(7) < lengths.unsqueeze(1))
+        ids = _right_padded(ids, lengths)
         zero_grad()
         torch.nn.functional.cross_entropy(model(ids, lengths), labels).backward()
         step()
