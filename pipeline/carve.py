@@ -1,9 +1,10 @@
 """Where each kept row of a dataset goes: its own split, a split carved from train, or nowhere.
 
-A dataset without a validation (or test) split gets one carved from train: ``fraction``
-of every class, rounded, chosen at random with ``dataset.seed`` (test first, then
-validation from the rows left). ``ingest.max_rows`` then keeps a random ``max_rows`` of
-each output split. :class:`RowRoutes` makes both choices as the rows stream by, from the
+A dataset without a validation (or test) split gets one carved from train (test first,
+then validation from the rows left), stratified, with rows chosen at random with
+``dataset.seed``; :func:`carve_counts` says how many rows of each class: ``fraction`` of the
+rows in all, shared among the classes in proportion to their size. ``ingest.max_rows``
+then keeps a random ``max_rows`` of each output split. :class:`RowRoutes` makes both choices as the rows stream by, from the
 per-class row counts of a first pass, with one :class:`~pipeline.selection.Selection`
 per class and carved split and one per sampled split: exact counts, every subset equally
 likely, the same rows for the same data and seed however it is batched, and memory that
@@ -21,6 +22,34 @@ LEFT_OUT = -1  # a row that max_rows leaves out
 _CARVE, _SAMPLE = 0, 1  # the kinds of choice, kept apart in the seeds
 
 
+def carve_counts(class_rows: np.ndarray, fraction: float, seed: int | list[int]) -> np.ndarray:
+    """Rows per class that a carve of ``fraction`` of ``class_rows`` (rows per class) takes.
+
+    In all, ``fraction`` of the rows, rounded half up, and at least one. They are shared among
+    the classes in proportion to their size by largest remainder (Hamilton's method): each class
+    gets the whole part of its share, then the rows left over go one each to the classes with
+    the largest remainders (ties in an order drawn with ``seed``). A class never gives up its
+    last row, which training needs, so classes of one row each give none. On large classes
+    this is each class's share rounded; on small data the carve still holds the fraction asked
+    for, where rounding each class's share alone gives nothing (10% of classes of 4 rows).
+    """
+    class_rows = np.asarray(class_rows, np.int64)
+    rows = int(class_rows.sum())
+    spare = np.maximum(class_rows - 1, 0)  # what a class can give and keep a row for training
+    total = min(max(int(np.floor(rows * fraction + 0.5)), 1), int(spare.sum()))
+    if total == 0:
+        return np.zeros_like(class_rows)
+    take = np.minimum(class_rows * total // rows, spare)  # whole shares, exact in integers
+    remainder = class_rows * total % rows
+    ties = np.random.default_rng(seed).permutation(len(class_rows))
+    for c in np.lexsort((ties, -remainder)):  # largest remainder first, to classes that can spare a row
+        if take.sum() == total:
+            break
+        if take[c] < spare[c]:
+            take[c] += 1
+    return take
+
+
 class RowRoutes:
     """Routes for the kept rows of ``class_rows`` (per source split, rows per class id)."""
 
@@ -33,8 +62,8 @@ class RowRoutes:
             fraction = fractions.get(target, 0.0)
             if target in class_rows or fraction <= 0:
                 continue
-            take = np.array([int(round(n * fraction)) for n in left], np.int64)
             index = SPLITS.index(target)
+            take = carve_counts(left, fraction, [seed, _CARVE, index])
             self._carves.append((index, [Selection(int(n), int(k), [seed, _CARVE, index, c])
                                          for c, (n, k) in enumerate(zip(left, take))]))
             self.carved[target] = fraction

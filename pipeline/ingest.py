@@ -201,11 +201,16 @@ def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str,
         dropped[split] = dict(counts) or clean_split(split, rows.empty(), cfg, names, params.empty_text)[1]
     routes = RowRoutes(class_rows, {"test": cfg.test_fraction, "validation": cfg.validation_fraction},
                        params.max_rows, cfg.seed)
-    for out, per_class in routes.class_rows.items():
+    for split, per_class in class_rows.items():
         if per_class.sum() == 0:
-            raise PipelineError(f"split '{out}' is empty after dropping unusable rows ({dropped.get(out, {})}); "
+            raise PipelineError(f"split '{split}' is empty after dropping unusable rows ({dropped[split]}); "
                                 "check the data and columns")
-    check_classes(names, routes.class_rows["train"])
+    check_classes(names, class_rows["train"])  # a carve leaves every class a training row (carve_counts)
+    for out in routes.carved:
+        if routes.class_rows[out].sum() == 0:
+            left = ", ".join(f"{name}: {n}" for name, n in zip(names, routes.class_rows["train"]))
+            raise PipelineError(f"cannot carve a {out} split from train: no class has a row to spare, as training "
+                                f"needs one of each ({left}); add rows, or give a {out} file")
     fields = [("text", pa.string()), ("label", pa.int64())] + ([("id", pa.string())] if cfg.id_column else [])
     schema = pa.schema(fields, metadata=labels_metadata(names))
     label_counts = {out: np.zeros(len(names), np.int64) for out in routes.outputs}

@@ -49,6 +49,18 @@ def test_csv_string_labels_empty_text_counted_and_dropped(tmp_path):
     assert kept["rows"]["train"] == 5 and kept["dropped"]["train"]["kept_empty_text"] == 2
 
 
+def test_a_tiny_file_still_gets_a_validation_row_and_one_row_classes_are_refused(tmp_path):
+    write_csv(tmp_path / "tiny", "train.csv", "text,label\ngood film,1\nbad film,0\ngreat,1\nawful,0\n")
+    stats = ingest(cfg(name="tiny", source="files", path=str(tmp_path / "tiny")), tmp_path / "raw")
+    assert sum(stats["rows"].values()) == 4 and stats["rows"]["validation"] == 1  # 10% of 4 rows, at least one
+    assert sorted(stats["label_counts"]["train"].values()) == [1, 2]
+    write_csv(tmp_path / "ones", "train.csv", "text,label\na,x\nb,y\nc,z\n")
+    with pytest.raises(PipelineError) as err:
+        ingest(cfg(name="ones", source="files", path=str(tmp_path / "ones")), tmp_path / "raw2")
+    assert str(err.value) == ("cannot carve a validation split from train: no class has a row to spare, as training "
+                              "needs one of each (x: 1, y: 1, z: 1); add rows, or give a validation file")
+
+
 def test_the_same_files_under_another_path_give_the_same_bytes(tmp_path, monkeypatch):
     """A folder is recorded by its name, not its location: `data/x`, `$PWD/data/x` (how the README
     queues runs) and a moved copy give byte-identical raw/, so DVC reruns nothing after ingest."""

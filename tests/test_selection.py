@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline import selection
-from pipeline.carve import LEFT_OUT, RowRoutes
+from pipeline.carve import LEFT_OUT, RowRoutes, carve_counts
 from pipeline.duplicates import DuplicateCounter
 from pipeline.core.schema import SPLITS
 from pipeline.selection import BLOCK, Selection
@@ -86,16 +86,17 @@ def stream(routes: RowRoutes, split: str, labels: np.ndarray, sizes_seed: int | 
     return np.concatenate(out)
 
 
-def test_carve_takes_a_rounded_fraction_of_every_class_test_first():
+def test_carve_takes_a_fraction_of_every_class_test_first():
     rng = np.random.default_rng(0)
     labels = rng.choice(3, size=20_000, p=[0.6, 0.3, 0.1])
     n = np.bincount(labels)
     routes = RowRoutes({"train": n}, {"test": 0.2, "validation": 0.1}, 0, seed=13)
     assert routes.outputs == ["train", "test", "validation"] and routes.carved == {"test": 0.2, "validation": 0.1}
-    test = np.array([round(x * 0.2) for x in n])
-    validation = np.array([round((x - t) * 0.1) for x, t in zip(n, test)])
-    assert routes.class_rows["test"].tolist() == test.tolist()
-    assert routes.class_rows["validation"].tolist() == validation.tolist()
+    test, validation = routes.class_rows["test"], routes.class_rows["validation"]
+    assert (test.sum(), validation.sum()) == (4000, 1600)  # the fractions of 20,000 and of the 16,000 left
+    # each class gives its share within a row: rounding each share alone would carve 1,601 rows
+    assert (np.abs(test - n * 0.2) < 1).all() and (np.abs(validation - (n - test) * 0.1) < 1).all()
+    assert sum(round(x * 0.1) for x in n - test) == 1601
     assert routes.class_rows["train"].tolist() == (n - test - validation).tolist()
     dest = stream(routes, "train", labels, None)
     for out, want in (("train", n - test - validation), ("test", test), ("validation", validation)):
@@ -106,6 +107,35 @@ def test_carve_takes_a_rounded_fraction_of_every_class_test_first():
         assert (stream(again, "train", labels, sizes_seed) == dest).all()
     other = RowRoutes({"train": n}, {"test": 0.2, "validation": 0.1}, 0, seed=14)
     assert not (stream(other, "train", labels, None) == dest).all()
+
+
+@pytest.mark.parametrize("rows,fraction,want", [
+    ([7, 3], 0.25, [2, 1]),                  # 3 of 10 (2.5 rounded half up): shares 2.1 and 0.9
+    ([1226, 1174], 0.1, [123, 117]),         # the demo: 240, shares 122.6 and 117.4
+    ([29780, 37569], 0.05, [1489, 1878]),    # SST-2's train: 3,367, shares 1,488.8 and 1,878.2
+    ([2, 2], 0.1, None),                     # 0.4 of a row: still one row, from either class
+    ([1, 5], 0.5, [0, 3]),                   # the one-row class keeps its row; the other gives the 3
+    ([2, 1], 0.9, [1, 0]),                   # 3 would empty train: each class keeps a row
+    ([1, 1, 1], 0.1, [0, 0, 0]),             # nothing to spare
+    ([0, 10], 0.1, [0, 1]),
+])
+def test_carve_counts_hold_the_fraction_in_all_shared_by_class_size(rows, fraction, want):
+    got = carve_counts(np.array(rows), fraction, [13, 0, 1]).tolist()
+    if want is None:
+        assert sorted(got) == [0, 1], got
+    else:
+        assert got == want
+
+
+def test_carve_of_many_small_classes_takes_the_fraction_and_draws_which_classes_give():
+    """20 classes of 5 rows, 10%: rounding each class's 0.5 gives no row at all; the carve takes 10 rows,
+    one from each of 10 classes drawn with the seed (ties), the same for the same seed."""
+    rows = np.full(20, 5)
+    picks = {seed: carve_counts(rows, 0.1, [seed, 0, 1]) for seed in range(4)}
+    for take in picks.values():
+        assert take.sum() == 10 and set(take.tolist()) == {0, 1}
+    assert (carve_counts(rows, 0.1, [0, 0, 1]) == picks[0]).all()
+    assert len({tuple(t) for t in picks.values()}) > 1
 
 
 def test_splits_that_exist_are_not_carved_and_max_rows_samples_each_output():
