@@ -71,6 +71,8 @@ def main(args: list[str] | None = None) -> None:
     """
     set_wait_policy()  # before any stage imports torch
     words = sys.argv[1:] if args is None else args
+    if not words:  # bare `textpipe`: the help, as `textpipe --help` (click >= 8.2 calls it a usage error)
+        args = words = ["--help"]
     command = next((w for w in words if not w.startswith("-")), None)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

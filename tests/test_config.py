@@ -117,7 +117,9 @@ def test_unavailable_device_is_refused_before_work(tmp_path):
 
 
 def test_help_and_bad_params_file():
-    assert "Commands (in pipeline order)" in run_cli("--help").stdout
+    shown = run_cli("--help")
+    assert "Commands (in pipeline order)" in shown.stdout and shown.stdout.count("\n") > 10
+    assert run_cli().stdout == shown.stdout  # bare `textpipe` shows the help too, exit 0 (run_cli checks)
     proc = run_cli("check", "--params", "/nonexistent/params.yaml", check=False)
     assert (proc.returncode, proc.stderr) == (2, "Error: params file /nonexistent/params.yaml not found; run from the "
                                                  "project folder or pass --params\n")
