@@ -125,6 +125,19 @@ def test_help_and_bad_params_file():
                                                  "project folder or pass --params\n")
 
 
+
+@pytest.mark.parametrize("text,where", [
+    ("train:\n  epochs: 3\n  lr: [0.1\n", "at line 3, column 7 (while parsing a flow sequence): expected ',' or ']', "
+                                           "but got '<stream end>'"),
+    ("train:\n\tlr: 0.1\n", "at line 2, column 1 (while scanning for the next token): found character '\\t' that "
+                             "cannot start any token"),
+])
+def test_broken_params_yaml_names_its_line(tmp_path, text, where):
+    (tmp_path / "params.yaml").write_text(text)
+    proc = run_cli("check", cwd=tmp_path, check=False)
+    assert (proc.returncode, proc.stderr) == (2, f"Error: params file params.yaml is not valid YAML {where}; fix that line\n")
+
+
 def test_cli_module_does_not_import_torch_or_spacy():
     code = "import sys, stages.cli; print(sorted(m for m in ('torch', 'spacy', 'datasets') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout

@@ -37,12 +37,24 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise PipelineError(f"params file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise PipelineError(f"params file {p} is not valid YAML{_yaml_where(exc)}") from None
     except UnicodeDecodeError:
         raise PipelineError(f"params file {p} is not UTF-8 text; re-save it as UTF-8") from None
     if not isinstance(data, dict):
         raise PipelineError(f"params file {p} must be a mapping of blocks (dataset:, train:, ...)")
     return data
+
+
+def _yaml_where(exc: Exception) -> str:
+    """Where a YAML error is and what it is: the line where the broken construct starts (an
+    unclosed bracket or quote) or else of the problem, 1-based as an editor shows it."""
+    mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return f": {str(exc).splitlines()[0]}"
+    context = getattr(exc, "context", None)
+    return (f" at line {mark.line + 1}, column {mark.column + 1}" + (f" ({context})" if context else "")
+            + f": {problem}; fix that line")
 
 
 def spec(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
@@ -187,3 +199,4 @@ class Block:
         """The params that can change this stage's output bytes (what its ``params.json`` records)."""
         return {f.name: v for f, v in zip(dataclasses.fields(self), self.to_dict().values())  # type: ignore[arg-type]
                 if f.metadata.get("content", True)}
+
