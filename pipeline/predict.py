@@ -138,14 +138,15 @@ class Predictor:
 
 
 def iter_texts(lines: Iterable[str], jsonl_field: str | None = None) -> Iterator[str]:
-    """Texts from lines, as they come: one text per non-blank line, or the ``jsonl_field`` of each JSON line."""
+    """Texts from lines, as they come: each line (a blank one too, whose result says "empty text", so
+    the results line up with the lines), or the ``jsonl_field`` of each JSON line (blank lines skipped)."""
     import json
 
     for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
         if jsonl_field is None:
             yield line
+            continue
+        if not line.strip():
             continue
         try:
             record = json.loads(line)

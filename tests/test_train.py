@@ -312,7 +312,13 @@ def test_predict_cli_reads_stdin_and_reports_missing_model(demo, trained, tmp_pa
     proc = run_cli("predict", "--params", params, "--model", trained, "--vocab", demo / "vocab" / "vocab.tsv", "--json",
                    input="The ending was superb. A must see.\n\nThe cast was awful. Skip it.\n")
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["label"] for r in lines] == ["pos", "neg"]
+    # one result per line, the blank one too: the results line up with the input's lines
+    assert [(r["label"], r.get("error")) for r in lines] == [("pos", None), (None, "empty text"), ("neg", None)]
+    assert proc.stderr == ""  # --json: each result says it; the table's summary line is for people
+    table = run_cli("predict", "--params", params, "--model", trained, "--vocab", demo / "vocab" / "vocab.tsv",
+                    input="The ending was superb. A must see.\n\n")
+    assert [line.split("\t")[0] for line in table.stdout.splitlines()] == ["pos", "-"]
+    assert table.stderr == "warning: 1 text(s) could not be classified (empty or all words unknown)\n"
     proc = run_cli("predict", "--params", params, "--model", tmp_path / "none", "--vocab", demo / "vocab" / "vocab.tsv",
                    "good", check=False)
     assert proc.returncode == 2
