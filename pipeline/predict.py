@@ -137,14 +137,15 @@ class Predictor:
         return results
 
 
-def iter_texts(lines: Iterable[str], jsonl_field: str | None = None) -> Iterator[str]:
-    """Texts from lines, as they come: each line (a blank one too, whose result says "empty text", so
-    the results line up with the lines), or the ``jsonl_field`` of each JSON line (blank lines skipped)."""
+def iter_inputs(lines: Iterable[str], jsonl_field: str | None = None) -> Iterator[tuple[str, dict | None]]:
+    """(text, the record's other fields) from lines, as they come. Plain text: each line is a text
+    (a blank one too, whose result says "empty text", so the results line up with the lines), with
+    no fields. JSON lines: each record's ``jsonl_field`` and its other fields (blank lines skipped)."""
     import json
 
     for n, line in enumerate(lines, 1):
         if jsonl_field is None:
-            yield line
+            yield line, None
             continue
         if not line.strip():
             continue
@@ -154,4 +155,5 @@ def iter_texts(lines: Iterable[str], jsonl_field: str | None = None) -> Iterator
             raise PipelineError(f"line {n} is not JSON; pass one JSON object per line with --jsonl") from None
         if not isinstance(record, dict) or not isinstance(record.get(jsonl_field), str):
             raise PipelineError(f"line {n} has no text field '{jsonl_field}'; name the text field with --jsonl FIELD")
-        yield record[jsonl_field]
+        text = record.pop(jsonl_field)
+        yield text, record

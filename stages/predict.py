@@ -2,6 +2,7 @@
 import itertools
 import json
 import sys
+from collections import deque
 from pathlib import Path
 from typing import Iterator
 
@@ -53,26 +54,36 @@ def load_predictor(params_path: str, model: str | None, vocab: str | None, devic
 @click.option("--vocab", type=click.Path(dir_okay=False), help="vocabulary file of a model folder [the dataset's]")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "mps", "auto"]),
               help="where the model runs")
-@click.option("--json", "as_json", is_flag=True, help="print JSON lines (text, label, probs) instead of a table")
+@click.option("--json", "as_json", is_flag=True, help="print JSON lines (text, label, probs; with --jsonl, the "
+              "record's other fields as record) instead of a table")
 def main(params_path, texts, file_, text_field, model, vocab, device, as_json) -> None:
     """Print the label and class probabilities of each TEXT (or each line of --file / stdin).
 
     Lines are read, classified and printed a block at a time, so a file of any size works and
     results start at once; an invalid line stops the run after the blocks before it."""
-    from pipeline.predict import iter_texts
+    from pipeline.predict import iter_inputs
 
-    items: Iterator[str] = iter(texts)
+    items: Iterator[tuple[str, dict | None]] = ((text, None) for text in texts)
     if file_ is not None:
-        items = itertools.chain(items, iter_texts(read_lines(file_, file_.name), text_field))
+        items = itertools.chain(items, iter_inputs(read_lines(file_, file_.name), text_field))
     elif not texts and not sys.stdin.isatty():
-        items = iter_texts(read_lines(sys.stdin.buffer, "standard input"), text_field)
+        items = iter_inputs(read_lines(sys.stdin.buffer, "standard input"), text_field)
     first = next(items, None)
     if first is None:
         raise PipelineError("no text to classify; pass text as arguments, --file FILE, or pipe it on stdin")
+    records: deque = deque()  # each text's record fields, until its result comes (a block at most)
+
+    def texts_of(inputs):
+        for text, fields in inputs:
+            records.append(fields)
+            yield text
+
     failed = 0
-    for r in load_predictor(params_path, model, vocab, device).predict_stream(itertools.chain([first], items)):
+    predictor = load_predictor(params_path, model, vocab, device)
+    for r in predictor.predict_stream(texts_of(itertools.chain([first], items))):
+        fields = records.popleft()
         if as_json:
-            click.echo(json.dumps(r, ensure_ascii=False))
+            click.echo(json.dumps(r if fields is None else {**r, "record": fields}, ensure_ascii=False))
         elif r["label"] is None:
             failed += 1
             click.echo(f"-\t{r['error']}\t{r['text'][:60]}")

@@ -202,10 +202,11 @@ def _checks(project: Path) -> dict:
         assert info["labels"] == ["neg", "pos"] and info["dataset"] == "demo", out
         assert (project / "sentiment.textpipe").stat().st_size == info["bytes"]
 
-    def shipped_predictions(*labels: str):
+    def shipped_predictions(*labels: str, records=None):
         def check(out: str) -> None:
             rows = [json.loads(line) for line in out.strip().splitlines()]
             assert [r["label"] for r in rows] == list(labels), out
+            assert [r.get("record") for r in rows] == (records or [None] * len(labels)), out
             assert all(abs(sum(r["probs"].values()) - 1) < 2e-3 for r in rows), out
             assert not (project / "shipped" / "params.yaml").exists()
         return check
@@ -213,7 +214,7 @@ def _checks(project: Path) -> dict:
     return {
         "textpipe export --out sentiment.textpipe": exported,
         "(cd shipped && textpipe predict --model sentiment.textpipe --json": shipped_predictions("pos", "neg"),
-        "(cd shipped && printf": shipped_predictions("pos"),
+        "(cd shipped && printf": shipped_predictions("pos", records=[{"id": 7}]),  # the record's other fields
         "dvc repro#1": first_repro,
         "dvc repro#2": nothing_runs,
         "dvc repro#3": nothing_runs,

@@ -319,6 +319,12 @@ def test_predict_cli_reads_stdin_and_reports_missing_model(demo, trained, tmp_pa
                     input="The ending was superb. A must see.\n\n")
     assert [line.split("\t")[0] for line in table.stdout.splitlines()] == ["pos", "-"]
     assert table.stderr == "warning: 1 text(s) could not be classified (empty or all words unknown)\n"
+    # JSON lines: each result carries the record's other fields, a field named like a result's too
+    jsonl = run_cli("predict", "--params", params, "--model", trained, "--vocab", demo / "vocab" / "vocab.tsv", "--json",
+                    "--jsonl", "body", input='{"id": 1, "body": "The ending was superb. A must see.", "label": "gold"}\n'
+                                             '\n{"body": "", "id": 2}\n')
+    assert [(r["record"], r["label"], r["text"]) for r in map(json.loads, jsonl.stdout.splitlines())] == [
+        ({"id": 1, "label": "gold"}, "pos", "The ending was superb. A must see."), ({"id": 2}, None, "")]
     proc = run_cli("predict", "--params", params, "--model", tmp_path / "none", "--vocab", demo / "vocab" / "vocab.tsv",
                    "good", check=False)
     assert proc.returncode == 2
