@@ -93,6 +93,10 @@ def test_only_content_params_are_recorded():
     (["vocab"], {"vocab": {"min_freq": "two"}}, "Error: vocab.min_freq must be a whole number, got 'two'; fix it in params.yaml (or -S vocab.min_freq=...)\n"),
     (["bucket"], {"bucket": {"max_lenn": 3}}, "Error: unknown key(s) in params block 'bucket': max_lenn; known keys: max_len, keep_head, boundaries, batch_size, seed\n"),
     (["check"], {"dataset": {"name": "nosuch"}}, "Error: dataset 'nosuch' is not a preset (demo, imdb, sst2, ag_news); set dataset.source (files or hub) and dataset.path\n"),
+    (["check"], {"vectors": {"method": "word2vec", "dim": 64}}, "Error: vectors.dim (64) must equal train.embed_dim (128): "
+                                                                "the vectors start the embedding; set both to one value\n"),
+    (["check"], {"vectors": {"method": "word2vec"}, "train": {"vectors": "glove.txt"}},
+     "Error: train.vectors is set and vectors.method is word2vec; keep one: set train.vectors: null or vectors.method: none\n"),
     (["train", "--nope"], {}, "Error: No such option '--nope'; see `textpipe train --help`\n"),
     (["nosuch"], {}, "Error: No such command 'nosuch'; see `textpipe --help`\n"),
     (["predict", "--file"], {}, "Error: Option '--file' requires an argument; see `textpipe predict --help`\n"),

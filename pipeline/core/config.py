@@ -283,5 +283,22 @@ def read_all(params: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(str(k) for k in params if k not in BLOCKS)
     if unknown:
         raise PipelineError(f"unknown params block(s) {', '.join(unknown)}; known blocks: {', '.join(BLOCKS)}")
-    return {name: read_block(params, name) for name in BLOCKS}
+    configs = {name: read_block(params, name) for name in BLOCKS}
+    check_across_blocks(configs)
+    return configs
+
+
+def check_across_blocks(configs: dict[str, Any]) -> None:
+    """What no block can check alone: trained word vectors start the embedding, so they need its
+    size and leave no room for a vectors file of the user's own. (The train stage checks them again
+    on the vectors it reads; here a mistake stops before word2vec runs.)"""
+    vectors, train = configs["vectors"], configs["train"]
+    if vectors.method == "none":
+        return
+    if vectors.dim != train.embed_dim:
+        raise PipelineError(f"vectors.dim ({vectors.dim}) must equal train.embed_dim ({train.embed_dim}): the vectors "
+                            "start the embedding; set both to one value")
+    if train.vectors:
+        raise PipelineError(f"train.vectors is set and vectors.method is {vectors.method}; keep one: "
+                            "set train.vectors: null or vectors.method: none")
 
