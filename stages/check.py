@@ -22,10 +22,12 @@ def main(params_path: str) -> None:
     """
     configs = read_all(load_params(params_path))
     source = configs["dataset"].resolve()
-    if configs["train"].device not in ("auto", "cpu"):
+    train = configs["train"]
+    if train.device not in ("auto", "cpu") or train.precision != "fp32":  # what this machine can run (imports torch)
         from pipeline.checkpoint import pick_device
+        from pipeline.model import check_precision
 
-        pick_device(configs["train"].device)
+        check_precision(pick_device(train.device), train.precision)
     files = source_fingerprint(source, HASH_CACHE)
     write_json(CHECK_FILE, {"source": source.record(), "files": files})
     click.echo(f"params ok: dataset {source.name} ({source.source}" + (f", {len(files)} files)" if files else ")"))

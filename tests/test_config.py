@@ -120,6 +120,18 @@ def test_unavailable_device_is_refused_before_work(tmp_path):
                            "set train.device to auto or cpu\n")
 
 
+def test_bf16_is_checked_against_this_cpu_before_work(tmp_path):
+    from pipeline.model import native_bf16_cpu
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"precision": "bf16", "device": "cpu"}}))
+    proc = run_cli("check", cwd=tmp_path, check=False)
+    if native_bf16_cpu():
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert (proc.returncode, proc.stderr) == (2, "Error: train.precision: bf16 needs a CPU with native bfloat16 "
+                                                     "(AVX512-BF16 or AMX), and this one has none; set train.precision: fp32\n")
+
+
 def test_help_and_bad_params_file():
     shown = run_cli("--help")
     assert "Commands (in pipeline order)" in shown.stdout and shown.stdout.count("\n") > 10
