@@ -120,6 +120,24 @@ def test_unavailable_device_is_refused_before_work(tmp_path):
                            "set train.device to auto or cpu\n")
 
 
+@pytest.mark.parametrize("dataset,evaluate,error", [
+    ({"validation_fraction": 0.0}, "auto", "Error: dataset mine has no validation file and dataset.validation_fraction "
+     "is 0; training needs a validation split (early stopping, the checkpoint it keeps): give a validation file or set "
+     "dataset.validation_fraction > 0\n"),
+    ({}, "test", "Error: evaluate.split is test, but dataset mine has no test file and dataset.test_fraction is 0; set "
+     "evaluate.split: auto (or validation), give a test file or set dataset.test_fraction > 0\n"),
+    ({"test_fraction": 0.2}, "test", ""),  # carved
+    ({"validation_fraction": 0.0, "splits": {"train": "train", "validation": "train"}}, "auto", ""),  # a file of its own
+])
+def test_splits_that_training_or_evaluation_need_are_checked_before_work(tmp_path, dataset, evaluate, error):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.csv").write_text("text,label\ngood,1\nbad,0\nfine,1\nawful,0\n")
+    block = {"name": "mine", "source": "files", "path": "data", **dataset}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"dataset": block, "evaluate": {"split": evaluate}}))
+    proc = run_cli("check", cwd=tmp_path, check=False)
+    assert (proc.returncode, proc.stderr) == ((2, error) if error else (0, "")), proc.stderr
+
+
 def test_bf16_is_checked_against_this_cpu_before_work(tmp_path):
     from pipeline.model import native_bf16_cpu
 

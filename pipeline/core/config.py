@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 from .errors import PipelineError
 from .params import Block, spec
@@ -74,6 +74,21 @@ class DataSource:
         elif self.source == "files":
             fields["path"] = os.path.basename(os.path.abspath(self.path))
         return fields
+
+    def check_splits(self, present: Iterable[str], evaluate_split: str) -> None:
+        """Refuse, before ingest, a dataset that will lack a split training or evaluation needs:
+        ``present`` are the splits it has files for; a missing validation or test split is carved
+        from train when its fraction is above 0."""
+        fractions = {"validation": self.validation_fraction, "test": self.test_fraction}
+        splits = set(present) | {split for split, fraction in fractions.items() if fraction > 0}
+        if "validation" not in splits:
+            raise PipelineError(f"dataset {self.name} has no validation file and dataset.validation_fraction is 0; "
+                                "training needs a validation split (early stopping, the checkpoint it keeps): give a "
+                                "validation file or set dataset.validation_fraction > 0")
+        if evaluate_split == "test" and "test" not in splits:
+            raise PipelineError(f"evaluate.split is test, but dataset {self.name} has no test file and "
+                                "dataset.test_fraction is 0; set evaluate.split: auto (or validation), give a test file "
+                                "or set dataset.test_fraction > 0")
 
 
 @dataclass(frozen=True)
