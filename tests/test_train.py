@@ -309,15 +309,11 @@ def test_classification_metrics_exact():
 
 def test_predict_cli_reads_stdin_and_reports_missing_model(demo, trained, tmp_path, write_params):
     params = write_params()
-    proc = run_cli("predict", "--params", params, "--model", trained, "--vocab", demo / "vocab" / "vocab.tsv", "--json",
-                   input="The ending was superb. A must see.\n\nThe cast was awful. Skip it.\n")
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]
     # one result per line, the blank one too: the results line up with the input's lines
-    assert [(r["label"], r.get("error")) for r in lines] == [("pos", None), (None, "empty text"), ("neg", None)]
-    assert proc.stderr == ""  # --json: each result says it; the table's summary line is for people
     table = run_cli("predict", "--params", params, "--model", trained, "--vocab", demo / "vocab" / "vocab.tsv",
-                    input="The ending was superb. A must see.\n\n")
-    assert [line.split("\t")[0] for line in table.stdout.splitlines()] == ["pos", "-"]
+                    input="The ending was superb. A must see.\n\nThe cast was awful. Skip it.\n")
+    rows = [line.split("\t") for line in table.stdout.splitlines()]
+    assert [r[0] for r in rows] == ["pos", "-", "neg"] and rows[1] == ["-", "empty text", ""], table.stdout
     assert table.stderr == "warning: 1 text(s) could not be classified (empty or all words unknown)\n"
     # JSON lines: each result carries the record's other fields, a field named like a result's too
     jsonl = run_cli("predict", "--params", params, "--model", trained, "--vocab", demo / "vocab" / "vocab.tsv", "--json",
