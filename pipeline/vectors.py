@@ -267,13 +267,19 @@ def pick_vectors(param: str | None, vectors_dir: str | Path | None, vocab_path: 
     return Path(param) if param else trained
 
 
+def check_vectors_file(path: str | Path) -> Path:
+    """``train.vectors`` as a path, refused (PipelineError) when there is no such file."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"train.vectors file {path} not found; give a GloVe/word2vec text file or null")
+    return path
+
+
 def load_vectors(path: str | Path, vocab: Vocabulary, dim: int) -> tuple[Any, int]:
     """Rows of a GloVe / word2vec text file for the vocabulary as a torch matrix; returns (matrix, words covered)."""
     import torch
 
-    path = Path(path)
-    if not path.exists():
-        raise PipelineError(f"train.vectors file {path} not found; give a GloVe/word2vec text file or null")
+    path = check_vectors_file(path)
     weights = torch.empty(len(vocab), dim).normal_(0, 0.1)
     weights[0] = 0
     covered = 0

@@ -6,6 +6,7 @@ from pipeline.core.fileio import write_json
 from pipeline.fingerprint import source_fingerprint
 from pipeline.core.layout import CHECK_FILE, HASH_CACHE
 from pipeline.core.params import load_params
+from pipeline.preflight import check_inputs
 from pipeline.sources import split_files
 
 from .common import params_option
@@ -29,6 +30,7 @@ def main(params_path: str) -> None:
         from pipeline.model import check_precision
 
         check_precision(pick_device(train.device), train.precision)
+    check_inputs(configs)
     if source.source in ("demo", "files"):  # a hub dataset's splits are known once it is loaded
         source.check_splits(split_files(source), configs["evaluate"].split)
     files = source_fingerprint(source, HASH_CACHE)

@@ -97,6 +97,15 @@ def test_only_content_params_are_recorded():
                                                                 "the vectors start the embedding; set both to one value\n"),
     (["check"], {"vectors": {"method": "word2vec"}, "train": {"vectors": "glove.txt"}},
      "Error: train.vectors is set and vectors.method is word2vec; keep one: set train.vectors: null or vectors.method: none\n"),
+    (["check"], {"tokenize": {"lang": "zz"}}, "Error: cannot load spaCy language 'zz': spaCy has no language of that "
+                                              "code; use one it has (en, de, fr, es, ..., xx for any) or tokenize.spacy_pipeline\n"),
+    (["check"], {"tokenize": {"spacy_pipeline": "en_core_web_nosuch"}}, "Error: cannot load spaCy pipeline "
+     "'en_core_web_nosuch': no installed package or folder of that name; install it (python -m spacy download NAME) "
+     "or use tokenize.lang\n"),
+    (["check"], {"vectors": {"method": "word2vec", "corpora": ["unlabelled"]}},
+     "Error: vectors.corpora entry unlabelled does not exist; list files or folders of unlabelled text\n"),
+    (["check"], {"train": {"vectors": "glove.txt"}},
+     "Error: train.vectors file glove.txt not found; give a GloVe/word2vec text file or null\n"),
     (["train", "--nope"], {}, "Error: No such option '--nope'; see `textpipe train --help`\n"),
     (["nosuch"], {}, "Error: No such command 'nosuch'; see `textpipe --help`\n"),
     (["predict", "--file"], {}, "Error: Option '--file' requires an argument; see `textpipe predict --help`\n"),
@@ -136,6 +145,19 @@ def test_splits_that_training_or_evaluation_need_are_checked_before_work(tmp_pat
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"dataset": block, "evaluate": {"split": evaluate}}))
     proc = run_cli("check", cwd=tmp_path, check=False)
     assert (proc.returncode, proc.stderr) == ((2, error) if error else (0, "")), proc.stderr
+
+
+def test_check_finds_the_spacy_languages_that_load():
+    from pipeline.preflight import check_spacy
+    from pipeline.tokenize import load_tokenizer
+
+    for lang in ("en", "de", "xx"):
+        check_spacy(lang, None)
+        assert load_tokenizer(lang)("a b").text == "a b"
+    with pytest.raises(PipelineError, match="spaCy language 'zz'"):
+        check_spacy("zz", None)
+    with pytest.raises(PipelineError, match="spaCy language 'zz'"):
+        load_tokenizer("zz")
 
 
 def test_bf16_is_checked_against_this_cpu_before_work(tmp_path):
