@@ -4,11 +4,11 @@ A dataset without a validation (or test) split gets one carved from train (test 
 then validation from the rows left), stratified, with rows chosen at random with
 ``dataset.seed``; :func:`carve_counts` says how many rows of each class: ``fraction`` of the
 rows in all, shared among the classes in proportion to their size. ``ingest.max_rows``
-then keeps a random ``max_rows`` of each output split. :class:`RowRoutes` makes both choices as the rows stream by, from the
-per-class row counts of a first pass, with one :class:`~pipeline.selection.Selection`
-per class and carved split and one per sampled split: exact counts, every subset equally
-likely, the same rows for the same data and seed however it is batched, and memory that
-does not grow with the dataset.
+then keeps a random ``max_rows`` of each output split. :class:`RowRoutes` makes both
+choices as the rows stream by, from the per-class row counts of a first pass, with one
+:class:`~pipeline.selection.Selection` per class and carved split and one per sampled split:
+exact counts, every subset equally likely, the same rows for the same data and seed however
+it is batched, and memory that does not grow with the dataset.
 """
 from __future__ import annotations
 

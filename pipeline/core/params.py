@@ -199,4 +199,3 @@ class Block:
         """The params that can change this stage's output bytes (what its ``params.json`` records)."""
         return {f.name: v for f, v in zip(dataclasses.fields(self), self.to_dict().values())  # type: ignore[arg-type]
                 if f.metadata.get("content", True)}
-
