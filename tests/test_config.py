@@ -181,7 +181,6 @@ def test_help_and_bad_params_file():
                                                  "project folder or pass --params\n")
 
 
-
 @pytest.mark.parametrize("text,where", [
     ("train:\n  epochs: 3\n  lr: [0.1\n", "at line 3, column 7 (while parsing a flow sequence): expected ',' or ']', "
                                            "but got '<stream end>'"),
