@@ -41,12 +41,14 @@ def carve_counts(class_rows: np.ndarray, fraction: float, seed: int | list[int])
         return np.zeros_like(class_rows)
     take = np.minimum(class_rows * total // rows, spare)  # whole shares, exact in integers
     remainder = class_rows * total % rows
+    short = total - int(take.sum())
     ties = np.random.default_rng(seed).permutation(len(class_rows))
     for c in np.lexsort((ties, -remainder)):  # largest remainder first, to classes that can spare a row
-        if take.sum() == total:
+        if short == 0:
             break
         if take[c] < spare[c]:
             take[c] += 1
+            short -= 1
     return take
 
 

@@ -15,10 +15,11 @@ def check_inputs(configs: dict[str, Any]) -> None:
     """Raise PipelineError for the first input a stage would not find (``configs``: every block)."""
     tokenize, vectors, train = configs["tokenize"], configs["vectors"], configs["train"]
     check_spacy(tokenize.lang, tokenize.spacy_pipeline)
-    if (vectors.method != "none" and vectors.corpora) or train.vectors:
+    corpora = vectors.corpora if vectors.method != "none" else []  # read only when vectors are trained
+    if corpora or train.vectors:
         from .vectors import check_vectors_file, corpus_files
 
-        for entry in vectors.corpora if vectors.method != "none" else ():
+        for entry in corpora:
             corpus_files(entry)
         if train.vectors:
             check_vectors_file(train.vectors)

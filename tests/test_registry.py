@@ -38,7 +38,8 @@ def test_every_stage_imports_every_core_module():
     assert len(core) == 9
     entries = dvc_stages()
     for s in STAGES:
-        assert not core - set(code_closure(s.module)), (s.name, sorted(core - set(code_closure(s.module))))
+        missing = core - set(code_closure(s.module))
+        assert not missing, (s.name, sorted(missing))
         deps = entries[s.name]["deps"]
         assert CORE in deps and not any(d.startswith(CORE + "/") for d in deps), s.name
 
