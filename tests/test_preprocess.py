@@ -262,6 +262,25 @@ def test_demo_pipeline_contents_round_trip(tmp_path):
     assert reader.labels == ["neg", "pos"] and set(reader.splits) == {"train", "validation", "test"}
 
 
+def test_workers_0_tokenizes_small_splits_in_one_process(demo, tmp_path, monkeypatch):
+    """`workers: 0` starts a pool only for 1 MiB of text or more, summed over the splits' Parquet
+    footers; an explicit count, and Ray, are taken as given."""
+    import pyarrow as pa
+
+    from pipeline import tokenize
+
+    monkeypatch.setattr(tokenize.os, "cpu_count", lambda: 2)
+    raw = [demo / "raw" / f"{split}.parquet" for split in ("train", "validation", "test")]
+    assert tokenize.auto_workers(raw) == 1 and tokenize.auto_workers(raw, "ray") == 2
+    big = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"text": [f"{i:05d}" + "x" * 1000 for i in range(1100)], "label": [0] * 1100}), big, compression="zstd")
+    assert big.stat().st_size < 100_000  # uncompressed size counts, not the file's
+    assert tokenize.auto_workers([big]) == 2 and tokenize.auto_workers([big, *raw]) == 2
+    _, timings = tokenize_dataset(demo / "raw", tmp_path / "tokens", TokenizeConfig(workers=0))
+    assert timings["workers"] == 1
+    assert (tmp_path / "tokens" / "train.arrow").read_bytes() == (demo / "tokens" / "train.arrow").read_bytes()
+
+
 def test_max_len_cuts_head_and_tail_in_the_pipeline(demo, tmp_path):
     from pipeline.buckets import bucket_stage
 

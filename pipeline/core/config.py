@@ -158,7 +158,7 @@ class TokenizeConfig(Block):
     lowercase: bool = True
     strip_html: bool = True
     normalize_whitespace: bool = True
-    workers: int = spec(0, ge=0, content=False)  # processes (Ray actors); 0 = all cores
+    workers: int = spec(0, ge=0, content=False)  # processes (Ray actors); 0 = all cores (one for under 1 MiB of text)
     chunk_size: int = spec(2000, ge=1, content=False)  # texts per work unit
     engine: Literal["local", "ray"] = spec("local", content=False)  # ray: Ray Data actors (pip install -e '.[ray]')
     ray_address: str | None = spec(None, content=False)  # null: a local Ray ($RAY_ADDRESS wins); or a cluster address
