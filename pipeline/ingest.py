@@ -30,7 +30,7 @@ from .core.errors import PipelineError
 from .core.fileio import ParquetWriter, sweep_stale, temp_prefix, write_json
 from .core.integrity import sealed_dir
 from .core.schema import SPLITS, labels_metadata
-from .sources import SplitRows, load_splits
+from .sources import SplitRows, load_splits, separator_hint
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -123,6 +123,8 @@ def check_columns(split: str, table: pa.Table | SplitRows, cfg: DataSource) -> N
         wanted[cfg.id_column] = "id_column"
     for col, key in wanted.items():
         if col not in table.column_names:
+            if hint := separator_hint(table.column_names, col):
+                raise PipelineError(f"split '{split}' has one column, {table.column_names[0]!r}: {hint}")
             raise PipelineError(
                 f"split '{split}' has no column '{col}'; columns are: {', '.join(table.column_names)} (set dataset.{key})"
             )

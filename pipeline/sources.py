@@ -222,6 +222,16 @@ def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS, cache_dir: s
     return dataset_rows(ds)
 
 
+def separator_hint(columns: list[str], wanted: str) -> str | None:
+    """What to do when a delimited file was read with the wrong separator (a spreadsheet's
+    ``text;label`` export read as one column), or None when the columns do not look like that."""
+    if len(columns) != 1:
+        return None
+    sep = next((sep for sep in (";", "\t", ",", "|") if wanted in columns[0].split(sep)), None)
+    return sep and (f"its file looks {sep!r}-separated, but .csv is read as comma-separated and .tsv as "
+                    "tab-separated; save it comma-separated as .csv or tab-separated as .tsv")
+
+
 def first_line(exc: BaseException) -> str:
     while exc.__cause__ is not None:
         exc = exc.__cause__

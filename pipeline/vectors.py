@@ -41,7 +41,7 @@ from .core.config import TokenizeConfig, VectorsConfig
 from .core.errors import PipelineError
 from .core.fileio import ArrowWriter, iter_arrow, read_json, scratch_dir, sha256_file, write_json
 from .core.integrity import sealed_dir, verify_dir
-from .sources import FILE_BUILDERS, load_file
+from .sources import FILE_BUILDERS, load_file, separator_hint
 from .progress import Heartbeat
 from .tokenize import TOKENS_TYPE, ParallelTokenizer
 from .vocab import SPECIALS, Vocabulary
@@ -82,6 +82,8 @@ class CorpusText:
         self.column = "text" if path.suffix.lower() == ".txt" else text_column
         self.rows = load_file(path, CORPUS_BUILDERS, cache_dir=cache_dir)
         if self.column not in self.rows.column_names:
+            if hint := separator_hint(self.rows.column_names, self.column):
+                raise PipelineError(f"corpus file {path} has one column, {self.rows.column_names[0]!r}: {hint}")
             raise PipelineError(f"corpus file {path} has no column '{self.column}'; columns are: "
                                 f"{', '.join(self.rows.column_names)} (set vectors.text_column)")
         kind = self.rows.schema.field(self.column).type

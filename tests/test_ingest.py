@@ -89,6 +89,12 @@ def test_tsv_and_jsonl_are_read(tmp_path):
 
 @pytest.mark.parametrize("content,kw,message", [
     ("text,label\nhi,1\n", {"text_column": "review"}, "no column 'review'; columns are: text, label"),
+    # a spreadsheet's ';'-separated export: one column named 'text;label'
+    ("text;label\nhi;1\n", {}, "split 'train' has one column, 'text;label': its file looks ';'-separated, but .csv "
+     "is read as comma-separated and .tsv as tab-separated; save it comma-separated as .csv or tab-separated as .tsv"),
+    ("body;queue\nhi;1\n", {"text_column": "body"}, "its file looks ';'-separated"),
+    ("text|label\nhi|1\n", {}, "its file looks '|'-separated"),
+    ("text\nhi\n", {}, "no column 'label'; columns are: text (set dataset.label_column)"),  # one column, no separator
     ("text,label\nhi,spam\n", {"labels": ["neg", "pos"]}, "unknown label(s) ['spam']; known labels: neg, pos"),
     ("text,label\nhi,7\n", {"labels": ["neg", "pos"]}, "label id(s) [7] outside 0..1"),
     ("text,label\n,1\n", {}, "split 'train' is empty"),

@@ -70,6 +70,10 @@ def test_corpus_files_and_text_of_every_format(tmp_path):
                    (["five", "six"], 3, 1)]
     with pytest.raises(PipelineError, match="has no column 'text'; columns are: body, other"):
         CorpusText(folder / "b.csv", "text", tmp_path / "cache")
+    (tmp_path / "semi.tsv").write_text("id;body\n1;seven\n")
+    with pytest.raises(PipelineError, match=r"^corpus file \S+semi.tsv has one column, 'id;body': its file looks "
+                                            "';'-separated, but .csv is read as comma-separated"):
+        CorpusText(tmp_path / "semi.tsv", "body", tmp_path / "cache")
     with pytest.raises(PipelineError, match="does not exist"):
         corpus_files(tmp_path / "missing.txt")
     with pytest.raises(PipelineError, match="unreadable file type"):
