@@ -81,6 +81,13 @@ class LengthBucketSampler:
             ends.append(start)
         return ends
 
+    def lone_rows(self) -> int:
+        """Rows longer than half of ``max_tokens``: no second row fits beside one, so each is a batch
+        of its own (an optimizer step on one text) however the rows are ordered."""
+        if not self.max_tokens or self.batch_size == 1:
+            return 0
+        return int(np.count_nonzero(self.lengths.astype(np.int64) * 2 > self.max_tokens))
+
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter(self.batches())
 

@@ -224,6 +224,7 @@ class Trainer:
         if resumed:
             self._log(f"resuming from epoch {self.start_epoch} step {self.skip_batches} "
                       f"({self.step} optimizer steps done)")
+        self._warn_lone_rows()
         t0 = time.perf_counter()
         for epoch in range(self.start_epoch, self.cfg.epochs + 1):
             stats = self.train_epoch(epoch)
@@ -254,6 +255,15 @@ class Trainer:
                 "rows_per_s": round(float(np.mean(self.rows_speed)), 1) if self.rows_speed else None,
                 "seconds": round(time.perf_counter() - t0, 2), "resumed": resumed, "device": str(self.device),
                 "threads": torch.get_num_threads(), "processes": self.world.size}
+
+    def _warn_lone_rows(self) -> None:
+        """One line when texts are too long to share a batch under ``max_tokens``: correct, but each is a
+        noisy optimizer step of one text, and many of them make an epoch slow."""
+        if lone := self.sampler.lone_rows():
+            lengths = self.train_data.lengths
+            self._log(f"warning: {lone:,} of {len(lengths):,} training texts are longer than half of train.max_tokens "
+                      f"({self.cfg.max_tokens // 2:,} tokens), so each trains as a batch of its own; raise "
+                      f"train.max_tokens to at least {2 * int(lengths.max()):,}, or cut texts with bucket.max_len")
 
     def _log(self, message: str) -> None:
         if self.world.main:

@@ -60,6 +60,16 @@ def test_token_budget_respected():
     assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
 
 
+def test_rows_longer_than_half_the_budget_are_batches_of_their_own():
+    lengths = np.array([10] * 20 + [50, 51, 80, 10, 300])
+    sampler = LengthBucketSampler(lengths, None, batch_size=8, max_tokens=100, seed=3)
+    assert sampler.lone_rows() == 3  # 51, 80 and 300; 50 pairs with one of 50 or shorter
+    alone = sorted(int(b[0]) for b in sampler.batches() if len(b) == 1 and lengths[b[0]] > 50)
+    assert alone == [21, 22, 24]
+    assert LengthBucketSampler(lengths, None, batch_size=8, max_tokens=0).lone_rows() == 0
+    assert LengthBucketSampler(lengths, None, batch_size=8, max_tokens=600).lone_rows() == 0
+
+
 def test_budget_binds_only_on_rows_longer_than_budget_over_row_cap():
     """Short texts (every row <= max_tokens / batch_size) get the same batches under any such
     budget as with none: raising the budget for long texts leaves short-text training unchanged."""

@@ -70,6 +70,19 @@ def test_short_training_beats_majority_class(demo, tmp_path):
                                                    for r in rows]
 
 
+def test_texts_too_long_to_share_a_batch_are_named_once(demo, tmp_path, capsys):
+    lengths = ShardReader(demo / "shards").split("train").lengths
+    budget = int(np.sort(lengths)[-5]) * 2 - 1  # the five longest texts cannot share a batch
+    trainer, _ = fit(demo, tmp_path / "model", {**FAST_TRAIN, "max_tokens": budget, "max_steps": 2, "epochs": 1})
+    assert trainer.sampler.lone_rows() == int(np.count_nonzero(lengths * 2 > budget)) >= 5
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {trainer.sampler.lone_rows():,} of {len(lengths):,} training texts are longer than "
+                        f"half of train.max_tokens ({budget // 2:,} tokens), so each trains as a batch of its own; "
+                        f"raise train.max_tokens to at least {2 * int(lengths.max()):,}, or cut texts with bucket.max_len"]
+    fit(demo, tmp_path / "default", {**FAST_TRAIN, "max_steps": 2, "epochs": 1})
+    assert "warning:" not in capsys.readouterr().err
+
+
 def test_learning_rate_decays_after_an_epoch_without_validation_gain(demo, tmp_path):
     # a learning rate so small that no prediction changes: validation accuracy never improves after epoch 1
     trainer, _ = fit(demo, tmp_path / "decay", {**FAST_TRAIN, "epochs": 3, "lr": 1e-9})  # the default: 0.5
