@@ -43,7 +43,8 @@ def run(artifacts: Path, overrides: dict, seed: int) -> dict:
         trainer.close()
     return {"seed": seed, "val_acc": round(result["val_acc"], 4), "test_acc": round(test["accuracy"], 4),
             "best_epoch": result["best_epoch"], "epochs_run": len(trainer.history), "train_seconds": round(seconds, 1),
-            "tokens_per_s": result["tokens_per_s"], "padding_waste": trainer.history[0]["padding_waste"]}
+            "tokens_per_s": result["tokens_per_s"], "padding_waste": trainer.history[0]["padding_waste"],
+            "batch_rows": trainer.batch_rows}
 
 
 def main() -> None:

@@ -7,8 +7,10 @@ identical bytes and DVC reruns nothing after it::
                  :mod:`pipeline.checkpoint`
     history.csv  one row per epoch: epoch, train_loss, train_acc, val_loss,
                  val_acc, padding_waste (what evaluate plots)
-    stats.json   epochs run, best epoch, steps, rnn_impl, parameters, the
-                 vectors file used and how many vocabulary words it covered
+    stats.json   epochs run, best epoch, steps, the row cap of a batch
+                 (``batch_rows``: see ``TrainConfig.rows_per_batch``), rnn_impl,
+                 parameters, the vectors file used and how many vocabulary
+                 words it covered
     params.json  the train params
 
 :meth:`Trainer.fit` returns the run's timings and host facts (seconds,
@@ -103,7 +105,8 @@ class Trainer:
 
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = ClassifierOptimizer(self.model, cfg.optimizer, cfg.lr, cfg.weight_decay)
-        self.sampler = LengthBucketSampler(self.train_data.lengths, self.train_data.buckets, cfg.batch_size,
+        self.batch_rows = cfg.rows_per_batch(len(self.train_data.lengths))
+        self.sampler = LengthBucketSampler(self.train_data.lengths, self.train_data.buckets, self.batch_rows,
                                            cfg.max_tokens, cfg.padding_noise, shuffle=True, seed=cfg.seed)
         vectors_sha = sha256_file(self.vectors) if self.vectors else None
         self.hash = config_hash({**self.config, "vectors_sha256": vectors_sha}, self.reader.manifest)
@@ -224,6 +227,7 @@ class Trainer:
         if resumed:
             self._log(f"resuming from epoch {self.start_epoch} step {self.skip_batches} "
                       f"({self.step} optimizer steps done)")
+        self._note_batch_rows()
         self._warn_lone_rows()
         t0 = time.perf_counter()
         for epoch in range(self.start_epoch, self.cfg.epochs + 1):
@@ -256,6 +260,13 @@ class Trainer:
                 "seconds": round(time.perf_counter() - t0, 2), "resumed": resumed, "device": str(self.device),
                 "threads": torch.get_num_threads(), "processes": self.world.size}
 
+    def _note_batch_rows(self) -> None:
+        """One line when a small train split lowered the row cap (``TrainConfig.rows_per_batch``)."""
+        if self.batch_rows < self.cfg.batch_size:
+            self._log(f"{len(self.train_data.lengths):,} training rows: batches of at most {self.batch_rows} rows "
+                      f"instead of train.batch_size {self.cfg.batch_size}, for about {self.cfg.min_batches} batches an "
+                      "epoch (train.min_batches; 0 keeps batch_size)")
+
     def _warn_lone_rows(self) -> None:
         """One line when texts are too long to share a batch under ``max_tokens``: correct, but each is a
         noisy optimizer step of one text, and many of them make an epoch slow."""
@@ -283,6 +294,7 @@ class Trainer:
                                      self.reader.manifest["params"], self.best["epoch"], self.best["val_acc"])
         stats = {
             "epochs": len(self.history), "best_epoch": self.best["epoch"], "steps": self.step,
+            "batch_rows": self.batch_rows,
             "rnn_impl": self.model.rnn_impl, "parameters": sum(p.numel() for p in self.model.parameters()),
             "vectors": str(self.vectors) if self.vectors else None, "vectors_covered": self.vectors_covered,
         }

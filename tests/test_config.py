@@ -33,6 +33,7 @@ def test_every_field_has_a_type_the_checker_knows():
     ("train", "epochs", "ten", "train.epochs must be a whole number, got 'ten'"),
     ("train", "epochs", 2.5, "train.epochs must be a whole number, got 2.5"),
     ("train", "batch_size", 0, "train.batch_size must be >= 1, got 0"),
+    ("train", "min_batches", -1, "train.min_batches must be >= 0, got -1"),
     ("train", "lr", 0, "train.lr must be > 0.0, got 0"),
     ("train", "dropout", 1.0, "train.dropout must be >= 0.0 and < 1.0, got 1.0"),
     ("train", "device", "gpu", "train.device must be one of auto, cpu, cuda, mps, got 'gpu'"),
@@ -55,6 +56,23 @@ def test_wrong_type_or_range_is_one_line_naming_key_value_and_allowed(block, key
     with pytest.raises(PipelineError) as err:
         BLOCKS[block].from_block({key: value})
     assert str(err.value).startswith(message) and "\n" not in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("train_rows,params,rows", [
+    (5_472, {}, 55),      # AG News' train split here: 5,472 / 100 rounded up
+    (2_160, {}, 22),      # the demo's
+    (12_800, {}, 128),    # 100 x batch_size: from here on batch_size
+    (12_700, {}, 127),
+    (22_500, {}, 128),    # IMDB's and SST-2's: unchanged
+    (63_982, {}, 128),
+    (81, {}, 8),          # never below MIN_BATCH_ROWS
+    (81, {"batch_size": 4}, 4),  # ... but never above batch_size either
+    (5_472, {"min_batches": 0}, 128),  # off
+    (5_472, {"min_batches": 50, "batch_size": 64}, 64),
+    (5_472, {"min_batches": 200}, 28),
+])
+def test_rows_per_batch_gives_a_small_train_split_about_min_batches_batches(train_rows, params, rows):
+    assert TrainConfig.from_block(params).rows_per_batch(train_rows) == rows
 
 
 def test_unknown_keys_and_blocks_and_cross_field_rules():

@@ -10,7 +10,7 @@ import yaml
 from .helpers import ALL_STAGES, PIPELINE_EDGES, code_closure, dvc, make_project, ran_stages, run_cli
 
 ALL = ALL_STAGES
-QUICK_TRAIN = {"epochs": 2, "embed_dim": 16, "hidden_size": 16, "patience": 0}
+QUICK_TRAIN = {"epochs": 2, "embed_dim": 16, "hidden_size": 16, "patience": 0, "min_batches": 0}
 
 
 def set_params(project, **blocks):

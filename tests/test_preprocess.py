@@ -361,8 +361,8 @@ def test_real_datasets_end_to_end(tmp_path, name, extra, max_rows, train_rows):
     assert len(data) == rows and (np.diff(data.lengths) >= 0).all()
     # the shipped batching (token budget, row cap, length noise) pads long and short texts alike by < 5%
     cfg = TrainConfig()
-    batches = LengthBucketSampler(data.lengths, data.buckets, cfg.batch_size, cfg.max_tokens, cfg.padding_noise,
-                                  seed=cfg.seed).batches()
+    batches = LengthBucketSampler(data.lengths, data.buckets, cfg.rows_per_batch(rows), cfg.max_tokens,
+                                  cfg.padding_noise, seed=cfg.seed).batches()
     padded = sum(len(b) * int(data.lengths[b].max()) for b in batches)
     assert sorted(i for b in batches for i in b) == list(range(rows))
     assert all(len(b) * data.lengths[b].max() <= cfg.max_tokens or len(b) == 1 for b in batches)

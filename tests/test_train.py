@@ -83,6 +83,28 @@ def test_texts_too_long_to_share_a_batch_are_named_once(demo, tmp_path, capsys):
     assert "warning:" not in capsys.readouterr().err
 
 
+def test_a_small_train_split_gets_smaller_batches_and_says_so(demo, tmp_path, capsys):
+    """The demo's 2,160 training rows under the default train.min_batches (100): batches of at most 22
+    rows (2,160 / 100 rounded up), so each length bucket makes ceil(its rows / 22) batches; one line
+    says so, and stats.json records the cap. min_batches: 0 keeps batch_size and prints nothing."""
+    data = ShardReader(demo / "shards").split("train")
+    per_bucket = np.unique(data.buckets, return_counts=True)[1]
+    train = {**FAST_TRAIN, "batch_size": 128, "min_batches": 100, "epochs": 1, "max_steps": 2}
+    trainer, _ = fit(demo, tmp_path / "small", train)
+    batches = trainer.sampler.batches()
+    assert len(data) == 2160 and trainer.batch_rows == 22 and max(len(b) for b in batches) == 22
+    assert len(batches) == sum(-(-int(n) // 22) for n in per_bucket) >= 100
+    assert json.loads((tmp_path / "small" / "stats.json").read_text())["batch_rows"] == 22
+    lines = [line for line in capsys.readouterr().err.splitlines() if "training rows" in line]
+    assert lines == ["2,160 training rows: batches of at most 22 rows instead of train.batch_size 128, for about 100 "
+                     "batches an epoch (train.min_batches; 0 keeps batch_size)"]
+    trainer, _ = fit(demo, tmp_path / "off", {**train, "min_batches": 0})
+    batches = trainer.sampler.batches()
+    assert trainer.batch_rows == 128 and max(len(b) for b in batches) == 128
+    assert len(batches) == sum(-(-int(n) // 128) for n in per_bucket)
+    assert "training rows" not in capsys.readouterr().err
+
+
 def test_learning_rate_decays_after_an_epoch_without_validation_gain(demo, tmp_path):
     # a learning rate so small that no prediction changes: validation accuracy never improves after epoch 1
     trainer, _ = fit(demo, tmp_path / "decay", {**FAST_TRAIN, "epochs": 3, "lr": 1e-9})  # the default: 0.5

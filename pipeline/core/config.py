@@ -225,6 +225,9 @@ class ShardConfig(Block):
     shard_size_mb: float = spec(64.0, gt=0.0)
 
 
+MIN_BATCH_ROWS = 8  # train.min_batches never makes batches smaller than this
+
+
 @dataclass(frozen=True)
 class TrainConfig(Block):
     BLOCK = "train"
@@ -233,6 +236,7 @@ class TrainConfig(Block):
     max_steps: int = spec(0, ge=0)  # stop after this many optimizer steps; 0 = no limit
     batch_size: int = spec(128, ge=1)  # a cap on rows per batch; max_tokens sets the size
     max_tokens: int = spec(16000, ge=0)  # padded tokens per batch (rows x longest row); 0 = batch_size rows each
+    min_batches: int = spec(100, ge=0)  # per epoch: a small train split gets fewer rows a batch (rows_per_batch); 0 = off
     padding_noise: float = spec(0.05, ge=0.0, lt=1.0)
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = spec(0.004, gt=0.0)
@@ -266,6 +270,15 @@ class TrainConfig(Block):
         if self.embedding_grad == "sparse" and self.weight_decay > 0:
             raise PipelineError("train.embedding_grad: sparse has no weight decay; set train.weight_decay: 0 or "
                                 "train.embedding_grad: dense")
+
+    def rows_per_batch(self, train_rows: int) -> int:
+        """The row cap of a training batch: ``batch_size``, lowered for a train split too small to make
+        ``min_batches`` batches an epoch (to its rows / ``min_batches``, rounded up, and never below
+        ``MIN_BATCH_ROWS``), so a few thousand rows still get enough optimizer steps per epoch. Only
+        the row cap changes: ``max_tokens`` still bounds every batch."""
+        if not self.min_batches:
+            return self.batch_size
+        return min(self.batch_size, max(MIN_BATCH_ROWS, -(-int(train_rows) // self.min_batches)))
 
     def sparse_embedding(self, world_size: int) -> bool:
         """Whether the embedding gets sparse gradients and lazy Adam (see pipeline/optim.py): auto picks
