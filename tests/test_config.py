@@ -122,7 +122,10 @@ def test_only_content_params_are_recorded():
      "or use tokenize.lang\n"),
     (["check"], {"vectors": {"method": "word2vec", "corpora": ["unlabelled"]}},
      "Error: vectors.corpora entry unlabelled does not exist; list files or folders of unlabelled text\n"),
+    # the vectors stage trains word2vec by default, so a file of your own needs it off
     (["check"], {"train": {"vectors": "glove.txt"}},
+     "Error: train.vectors is set and vectors.method is word2vec; keep one: set train.vectors: null or vectors.method: none\n"),
+    (["check"], {"vectors": {"method": "none"}, "train": {"vectors": "glove.txt"}},
      "Error: train.vectors file glove.txt not found; give a GloVe/word2vec text file or null\n"),
     (["train", "--nope"], {}, "Error: No such option '--nope'; see `textpipe train --help`\n"),
     (["nosuch"], {}, "Error: No such command 'nosuch'; see `textpipe --help`\n"),

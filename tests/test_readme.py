@@ -226,7 +226,7 @@ def _checks(project: Path) -> dict:
         "dvc exp run -S dataset.name=tickets": tickets,
         "dvc repro -f ingest": forced_ingest,
         "dvc exp run -S dataset.name=sst2 -S dataset.source=files -S dataset.path=../shared/data/sst2 "
-        "-S dataset.text_column=text -S vectors.method=word2vec": sst2_with_vectors,
+        "-S dataset.text_column=text -S 'vectors.corpora=[../shared/data/imdb]'": sst2_with_vectors,
         "dvc exp run --run-all": queue_done,
         "dvc exp show --no-pager --drop '.*' --keep 'Experiment|dataset.name|^accuracy": per_dataset_table,
         "dvc exp show --no-pager --drop '.*' --keep 'Experiment|dataset.name|train.lr": exp_table,

@@ -180,7 +180,7 @@ class VocabConfig(Block):
 @dataclass(frozen=True)
 class VectorsConfig(Block):
     BLOCK = "vectors"
-    method: Literal["none", "word2vec"] = "none"
+    method: Literal["none", "word2vec"] = "word2vec"
     corpora: list[str] = spec([])
     text_column: str = "text"
     dim: int = spec(128, ge=1)
@@ -189,7 +189,7 @@ class VectorsConfig(Block):
     min_count: int = spec(2, ge=1)
     negative: int = spec(10, ge=0)
     epochs: int = spec(5, ge=1)
-    workers: int = spec(0, ge=0)  # threads; 0 = all cores (1 = bit-for-bit repeatable)
+    workers: int = spec(1, ge=0)  # threads; 1 = bit-for-bit repeatable, 0 = all cores (faster, not repeatable)
     seed: int = 0
 
 
