@@ -99,6 +99,12 @@ def _checks(project: Path) -> dict:
     def first_repro(out: str) -> None:
         assert ran_stages(out) == ALL, out
         assert "## Confusion matrix" in (art / "demo" / "eval" / "report.md").read_text()
+        # by default the embedding starts from word2vec on the demo's train split, one thread
+        vectors = json.loads((art / "demo" / "vectors" / "stats.json").read_text())
+        assert [s["source"] for s in vectors["sources"]] == ["train split"] and vectors["vocab_words_covered"] > 0
+        used = json.loads((art / "demo" / "model" / "stats.json").read_text())
+        assert (used["vectors"], used["vectors_covered"]) == ("artifacts/demo/vectors/vectors.txt",
+                                                              vectors["vocab_words_covered"]), used
 
     def nothing_runs(out: str) -> None:
         # check runs on every repro (it fingerprints data files); nothing else does

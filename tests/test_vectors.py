@@ -159,7 +159,7 @@ def test_bad_vectors_params_are_one_line_errors(tmp_path):
 
 def test_train_starts_from_the_stage_vectors(demo, tmp_path):
     vocab_path = demo / "vocab" / "vocab.tsv"
-    none = vectors_stage(demo / "tokens", vocab_path, tmp_path / "none", VectorsConfig())
+    none = vectors_stage(demo / "tokens", vocab_path, tmp_path / "none", VectorsConfig(method="none"))
     assert none == {"method": "none"} and not (tmp_path / "none" / "vectors.txt").exists()
     assert trained_vectors(tmp_path / "none", vocab_path) is None
     assert trained_vectors(tmp_path / "absent", vocab_path) is None
