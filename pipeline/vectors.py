@@ -9,8 +9,8 @@ the settings the tokenize stage recorded. Validation and test text is never
 used. Training is gensim's word2vec (skip-gram or CBOW, negative sampling).
 
 ``method: word2vec`` is the default: on the train split alone it costs seconds
-to minutes and gave every shared dataset a better start than random vectors
-(BENCHMARKS.md). With ``method: none`` the stage only records that; ``train``
+to minutes, and it started every shared dataset at least as well as random
+vectors, better on AG News and IMDB (BENCHMARKS.md). With ``method: none`` the stage only records that; ``train``
 then starts from random vectors, or from ``train.vectors`` (a GloVe/word2vec
 file of your own).
 
