@@ -10,9 +10,9 @@ used. Training is gensim's word2vec (skip-gram or CBOW, negative sampling).
 
 ``method: word2vec`` is the default: on the train split alone it costs seconds
 to minutes, and it started every shared dataset at least as well as random
-vectors, better on AG News and IMDB (BENCHMARKS.md). With ``method: none`` the stage only records that; ``train``
-then starts from random vectors, or from ``train.vectors`` (a GloVe/word2vec
-file of your own).
+vectors, better on AG News and IMDB (BENCHMARKS.md). With ``method: none`` the
+stage only records that; ``train`` then starts from random vectors, or from
+``train.vectors`` (a GloVe/word2vec file of your own).
 
 Output contract (``<out>/``)::
 
