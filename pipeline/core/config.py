@@ -188,7 +188,7 @@ class VectorsConfig(Block):
     window: int = spec(5, ge=1)
     min_count: int = spec(2, ge=1)
     negative: int = spec(10, ge=0)
-    epochs: int = spec(5, ge=1)
+    epochs: int = spec(10, ge=1)  # passes over the text (gensim: 5; 10 did better on small corpora, BENCHMARKS.md)
     workers: int = spec(1, ge=0)  # threads; 1 = bit-for-bit repeatable, 0 = all cores (faster, not repeatable)
     seed: int = 0
 
