@@ -39,7 +39,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from pipeline.core.config import TrainConfig  # noqa: E402
-from pipeline.model import TextClassifier, step_autocast  # noqa: E402
+from pipeline.core.errors import PipelineError  # noqa: E402
+from pipeline.model import TextClassifier, check_precision, native_bf16_cpu, step_autocast  # noqa: E402
 from pipeline.optim import ClassifierOptimizer, clip_grad_norm  # noqa: E402
 from pipeline.sampler import LengthBucketSampler, collate  # noqa: E402
 from pipeline.shards import ShardReader  # noqa: E402
@@ -86,6 +87,28 @@ def one(recipe: str, reader: ShardReader, data, steps: int, seed: int, batch_siz
     return tokens / (time.perf_counter() - start)
 
 
+def fail(message: str) -> None:
+    """A user error: one line on stderr, exit status 2."""
+    print(f"Error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def chosen_recipes(option: str | None) -> list[str]:
+    """The recipes to run: those named, checked before any work, or every one this CPU can run."""
+    if option is None:
+        return [r for r in RECIPES if r != "textpipe-bf16" or native_bf16_cpu()]
+    recipes = option.split(",")
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        fail(f"unknown recipe {', '.join(unknown)}; choose from {','.join(RECIPES)}")
+    if "textpipe-bf16" in recipes:
+        try:
+            check_precision(torch.device("cpu"), "bf16")
+        except PipelineError as e:
+            fail(f"textpipe-bf16: {e}")
+    return recipes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", action="append", required=True, metavar="NAME=ARTIFACTS_DIR",
@@ -94,10 +117,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="textpipe recipes (seed: 32)")
     ap.add_argument("--max-tokens", type=int, default=TrainConfig.max_tokens, help="textpipe recipes: padded-token budget")
-    ap.add_argument("--recipes", default=",".join(RECIPES))
+    ap.add_argument("--recipes", default=None,
+                    help=f"comma-separated, of {','.join(RECIPES)}; default: every one this CPU runs "
+                         "(textpipe-bf16 needs native bfloat16: AVX512-BF16 or AMX)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = all cores (the shipped train.threads)")
     args = ap.parse_args()
-    recipes = args.recipes.split(",")
+    recipes = chosen_recipes(args.recipes)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     datasets = {}
     for item in args.data:

@@ -1,0 +1,39 @@
+"""bench/train_throughput.py's recipe choice: checked before any work, never a crash mid-run."""
+import importlib.util
+
+import pytest
+
+from pipeline.model import native_bf16_cpu
+from tests.helpers import REPO
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("train_throughput", REPO / "bench" / "train_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load_bench()
+
+
+def test_default_recipes_are_those_this_cpu_runs():
+    expected = ["textpipe", "textpipe-dense", "seed"] + (["textpipe-bf16"] if native_bf16_cpu() else [])
+    assert bench.chosen_recipes(None) == expected
+    assert bench.chosen_recipes("seed,textpipe") == ["seed", "textpipe"]
+
+
+def test_an_unknown_recipe_is_one_error_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        bench.chosen_recipes("textpipe,fused")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "Error: unknown recipe fused; choose from textpipe,textpipe-dense,seed,textpipe-bf16\n"
+
+
+@pytest.mark.skipif(native_bf16_cpu(), reason="this CPU runs bfloat16, so the bf16 recipe is allowed here")
+def test_bf16_recipe_on_a_cpu_without_bfloat16_is_refused_before_work(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        bench.chosen_recipes("textpipe-bf16")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: textpipe-bf16: train.precision: bf16 needs a CPU with native bfloat16") and err.count("\n") == 1
