@@ -40,12 +40,17 @@ from torch import nn  # noqa: E402
 
 from pipeline.core.config import TrainConfig  # noqa: E402
 from pipeline.core.errors import PipelineError  # noqa: E402
-from pipeline.model import TextClassifier, check_precision, native_bf16_cpu, step_autocast  # noqa: E402
+from pipeline.model import TextClassifier, check_precision, step_autocast  # noqa: E402
 from pipeline.optim import ClassifierOptimizer, clip_grad_norm  # noqa: E402
 from pipeline.sampler import LengthBucketSampler, collate  # noqa: E402
 from pipeline.shards import ShardReader  # noqa: E402
 
 RECIPES = ("textpipe", "textpipe-dense", "seed", "textpipe-bf16")
+
+
+def recipe_precision(recipe: str) -> str:
+    """The train.precision a recipe's steps run in."""
+    return "bf16" if recipe == "textpipe-bf16" else "fp32"
 
 
 def one_setup(recipe: str, reader: ShardReader, data, seed: int, batch_size: int, max_tokens: int):
@@ -79,7 +84,7 @@ def one(recipe: str, reader: ShardReader, data, steps: int, seed: int, batch_siz
     """Real tokens/s of ``steps`` optimizer steps of a recipe, after 3 warm-up steps."""
     model, opt, batches = one_setup(recipe, reader, data, seed, batch_size, max_tokens)
     model.train()
-    precision = "bf16" if recipe == "textpipe-bf16" else "fp32"
+    precision = recipe_precision(recipe)
     for batch in batches[:3]:  # warm-up steps excluded
         train_step(model, opt, data, batch, precision)
     start = time.perf_counter()
@@ -93,19 +98,25 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
+def refusal(recipe: str) -> str | None:
+    """Why this CPU cannot run a recipe (the train stage's own precision check), or None."""
+    try:
+        check_precision(torch.device("cpu"), recipe_precision(recipe))
+    except PipelineError as e:
+        return f"{recipe}: {e}"
+    return None
+
+
 def chosen_recipes(option: str | None) -> list[str]:
     """The recipes to run: those named, checked before any work, or every one this CPU can run."""
     if option is None:
-        return [r for r in RECIPES if r != "textpipe-bf16" or native_bf16_cpu()]
+        return [r for r in RECIPES if refusal(r) is None]
     recipes = option.split(",")
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
         fail(f"unknown recipe {', '.join(unknown)}; choose from {','.join(RECIPES)}")
-    if "textpipe-bf16" in recipes:
-        try:
-            check_precision(torch.device("cpu"), "bf16")
-        except PipelineError as e:
-            fail(f"textpipe-bf16: {e}")
+    for why in filter(None, map(refusal, recipes)):
+        fail(why)
     return recipes
 
 
