@@ -11,6 +11,9 @@ the seed recipe's are 32 random rows, as it had:
 - textpipe-dense: the same with the dense fused Adam for every parameter
 - textpipe-bf16:  textpipe with ``train.precision: bf16`` (the forward pass autocast to bfloat16)
 - seed:           random batches + pack_padded_sequence(enforce_sorted=False) + the dense fused Adam
+- kernel:         the ceiling, not a recipe: the fused LSTM kernel alone (both directions, forward and
+                  backward) over the padded shape of textpipe's batches; no embedding, pooling, loss or
+                  optimizer. textpipe ÷ kernel says how close a training step comes to it.
 
 Prints real (non-pad) tokens/s of each, median over --repeats, the ratios to the
 seed recipe, and (with several datasets) each dataset's textpipe tokens/s over the
@@ -45,7 +48,7 @@ from pipeline.optim import ClassifierOptimizer, clip_grad_norm  # noqa: E402
 from pipeline.sampler import LengthBucketSampler, collate  # noqa: E402
 from pipeline.shards import ShardReader  # noqa: E402
 
-RECIPES = ("textpipe", "textpipe-dense", "seed", "textpipe-bf16")
+RECIPES = ("textpipe", "textpipe-dense", "seed", "kernel", "textpipe-bf16")
 
 
 def recipe_precision(recipe: str) -> str:
@@ -56,6 +59,9 @@ def recipe_precision(recipe: str) -> str:
 def one_setup(recipe: str, reader: ShardReader, data, seed: int, batch_size: int, max_tokens: int):
     """(model, optimizer, batches) of a recipe: the shipped model, fresh weights from ``seed``."""
     torch.manual_seed(seed)
+    if recipe == "kernel":
+        lstm = nn.LSTM(TrainConfig.embed_dim, TrainConfig.hidden_size, bidirectional=True, batch_first=True)
+        return lstm, None, LengthBucketSampler(data.lengths, data.buckets, batch_size, max_tokens, seed=seed).batches()
     model = TextClassifier(reader.manifest["vocab"]["size"], len(reader.labels),
                            rnn_impl="packed" if recipe == "seed" else "fused")
     model.embedding.sparse = recipe in ("textpipe", "textpipe-bf16")
@@ -80,15 +86,30 @@ def train_step(model: nn.Module, opt: ClassifierOptimizer, data, batch, precisio
     return int(lengths.sum())
 
 
+def kernel_step(lstm: nn.LSTM, data, batch) -> int:
+    """The fused LSTM kernel's forward and backward pass (inputs and weights) over a batch's padded
+    shape, on inputs that need no lookup; its real (non-pad) token count, as train_step returns."""
+    ids, lengths, _ = collate(data, batch)
+    x = torch.ones(*ids.shape, lstm.input_size, requires_grad=True)
+    lstm.zero_grad(set_to_none=True)
+    out, _ = lstm(x)
+    out.sum().backward()
+    return int(lengths.sum())
+
+
 def one(recipe: str, reader: ShardReader, data, steps: int, seed: int, batch_size: int, max_tokens: int) -> float:
     """Real tokens/s of ``steps`` optimizer steps of a recipe, after 3 warm-up steps."""
     model, opt, batches = one_setup(recipe, reader, data, seed, batch_size, max_tokens)
     model.train()
     precision = recipe_precision(recipe)
+
+    def step(batch) -> int:
+        return kernel_step(model, data, batch) if recipe == "kernel" else train_step(model, opt, data, batch, precision)
+
     for batch in batches[:3]:  # warm-up steps excluded
-        train_step(model, opt, data, batch, precision)
+        step(batch)
     start = time.perf_counter()
-    tokens = sum(train_step(model, opt, data, batch, precision) for batch in batches[3:steps + 3])
+    tokens = sum(step(batch) for batch in batches[3:steps + 3])
     return tokens / (time.perf_counter() - start)
 
 
@@ -160,6 +181,8 @@ def main() -> None:
         report["datasets"][name] = {
             **{f"{r}_tokens_per_s": round(med(v)) for r, v in by.items()},
             "textpipe_over_seed": ratio(by, "textpipe", "seed"),
+            "kernel_over_seed": ratio(by, "kernel", "seed"),
+            "textpipe_over_kernel": ratio(by, "textpipe", "kernel"),
             "dense_over_seed": ratio(by, "textpipe-dense", "seed"),
             "lazy_over_dense": ratio(by, "textpipe", "textpipe-dense"),
             "bf16_over_seed": ratio(by, "textpipe-bf16", "seed"),
