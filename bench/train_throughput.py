@@ -57,19 +57,20 @@ def recipe_precision(recipe: str) -> str:
 
 
 def one_setup(recipe: str, reader: ShardReader, data, seed: int, batch_size: int, max_tokens: int):
-    """(model, optimizer, batches) of a recipe: the shipped model, fresh weights from ``seed``."""
-    torch.manual_seed(seed)
-    if recipe == "kernel":
-        lstm = nn.LSTM(TrainConfig.embed_dim, TrainConfig.hidden_size, bidirectional=True, batch_first=True)
-        return lstm, None, LengthBucketSampler(data.lengths, data.buckets, batch_size, max_tokens, seed=seed).batches()
-    model = TextClassifier(reader.manifest["vocab"]["size"], len(reader.labels),
-                           rnn_impl="packed" if recipe == "seed" else "fused")
-    model.embedding.sparse = recipe in ("textpipe", "textpipe-bf16")
+    """(model, optimizer, batches) of a recipe: the shipped model, fresh weights from ``seed``
+    (the kernel: the shipped LSTM layer alone, and no optimizer)."""
+    # batches come from numpy generators, so torch's initialisation below does not depend on them
     if recipe == "seed":
         perm = np.random.default_rng(seed).permutation(len(data))
         batches = [perm[i:i + 32].tolist() for i in range(0, len(perm), 32)]
     else:
         batches = LengthBucketSampler(data.lengths, data.buckets, batch_size, max_tokens, seed=seed).batches()
+    torch.manual_seed(seed)
+    if recipe == "kernel":
+        return nn.LSTM(TrainConfig.embed_dim, TrainConfig.hidden_size, bidirectional=True, batch_first=True), None, batches
+    model = TextClassifier(reader.manifest["vocab"]["size"], len(reader.labels),
+                           rnn_impl="packed" if recipe == "seed" else "fused")
+    model.embedding.sparse = recipe in ("textpipe", "textpipe-bf16")
     return model, ClassifierOptimizer(model, "adam", 1e-3), batches
 
 
