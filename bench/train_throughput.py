@@ -58,7 +58,7 @@ def recipe_precision(recipe: str) -> str:
 
 def one_setup(recipe: str, reader: ShardReader, data, seed: int, batch_size: int, max_tokens: int):
     """(model, optimizer, batches) of a recipe: the shipped model, fresh weights from ``seed``
-    (the kernel: the shipped LSTM layer alone, and no optimizer)."""
+    (the kernel: that model's recurrent layer alone, and no optimizer)."""
     # batches come from numpy generators, so torch's initialisation below does not depend on them
     if recipe == "seed":
         perm = np.random.default_rng(seed).permutation(len(data))
@@ -66,10 +66,10 @@ def one_setup(recipe: str, reader: ShardReader, data, seed: int, batch_size: int
     else:
         batches = LengthBucketSampler(data.lengths, data.buckets, batch_size, max_tokens, seed=seed).batches()
     torch.manual_seed(seed)
-    if recipe == "kernel":
-        return nn.LSTM(TrainConfig.embed_dim, TrainConfig.hidden_size, bidirectional=True, batch_first=True), None, batches
     model = TextClassifier(reader.manifest["vocab"]["size"], len(reader.labels),
                            rnn_impl="packed" if recipe == "seed" else "fused")
+    if recipe == "kernel":
+        return model.rnn, None, batches
     model.embedding.sparse = recipe in ("textpipe", "textpipe-bf16")
     return model, ClassifierOptimizer(model, "adam", 1e-3), batches
 
@@ -89,9 +89,10 @@ def train_step(model: nn.Module, opt: ClassifierOptimizer, data, batch, precisio
 
 def kernel_step(lstm: nn.LSTM, data, batch) -> int:
     """The fused LSTM kernel's forward and backward pass (inputs and weights) over a batch's padded
-    shape, on inputs that need no lookup; its real (non-pad) token count, as train_step returns."""
-    ids, lengths, _ = collate(data, batch)
-    x = torch.ones(*ids.shape, lstm.input_size, requires_grad=True)
+    shape [rows, longest row], on inputs that need no gather or lookup; its real (non-pad) token
+    count, as train_step returns."""
+    lengths = data.lengths[np.asarray(batch)]
+    x = torch.ones(len(lengths), int(lengths.max()), lstm.input_size, requires_grad=True)
     lstm.zero_grad(set_to_none=True)
     out, _ = lstm(x)
     out.sum().backward()

@@ -43,6 +43,7 @@ def test_kernel_ceiling_runs_textpipes_fused_kernel_on_its_batches(demo):
     """The ceiling measures the kernel a textpipe step runs, over the same batches, counting the same tokens."""
     from torch.profiler import profile
 
+    from pipeline.sampler import collate
     from pipeline.shards import ShardReader
 
     reader = ShardReader(demo / "shards", vocab_path=demo / "vocab" / "vocab.tsv")
@@ -57,6 +58,8 @@ def test_kernel_ceiling_runs_textpipes_fused_kernel_on_its_batches(demo):
         with profile() as textpipe_run:
             textpipe_tokens = bench.train_step(model, model_opt, data, batch)
         assert kernel_tokens == textpipe_tokens == int(data.lengths[batch].sum())
+        # the kernel's input is the padded shape textpipe's step gathers: [rows, longest row]
+        assert tuple(collate(data, batch)[0].shape) == (len(batch), int(data.lengths[batch].max()))
         for run in (kernel_run, textpipe_run):
             names = {e.key for e in run.key_averages()}
             assert {"aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward"} <= names
