@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from .core.errors import PipelineError
+from .cpu_share import env_threads, usable_cores
 from .core.procs import die_with_parent, launched
 
 
@@ -31,11 +32,8 @@ def default_threads(world_size: int) -> int:
     """torch CPU threads per process for ``train.threads: 0`` (and the ``OMP_NUM_THREADS`` that
     ``launch`` hands torchrun's processes): ``$OMP_NUM_THREADS`` when it holds a positive number (a
     scheduler's or a user's share of a shared machine, as torch itself reads it), else the cores
-    split over the processes."""
-    share = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if share.isdigit() and int(share) > 0:
-        return int(share)
-    return max(1, (os.cpu_count() or 1) // world_size)
+    split over the processes (the usable ones: affinity and cgroup quota, :mod:`pipeline.cpu_share`)."""
+    return env_threads() or max(1, usable_cores() // world_size)
 
 
 def launch(nproc: int, args: list[str]) -> int:

@@ -10,6 +10,10 @@ Output contract::
     <out>/metrics.json     the same as the DVC metrics file, kept with this
                            dataset's report (the DVC file is shared by datasets)
     <out>/params.json      the evaluate params
+    <out>/baseline.pt      the baseline fitted on the train split (pipeline.baseline),
+                           unless evaluate.baseline is false; metrics.json then
+                           holds its figures under "baseline" and the LSTM's lead
+                           over it under "margin"
   plus the (actual, predicted) class names of every row, in the order they were
   scored, at the path the stage gives (the DVC confusion plot); the metrics are
   returned to the stage (the DVC metrics file).
@@ -26,10 +30,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device
+from .baseline import baseline_record, fit_baseline, predicted_batches
+from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device, save_checkpoint
 from .core.config import EvaluateConfig
 from .core.fileio import ROWS_PER_BATCH, csv_writer, iter_parquet, read_json, write_csv, write_json, write_text
 from .core.integrity import sealed_dir, verify_dir
+from .cpu_share import ThreadGovernor
 from .inference import scored_batches
 from .report import plot_confusion, plot_curves, render_report
 from .shards import ShardReader
@@ -143,8 +149,9 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
     cm = np.zeros((len(labels), len(labels)), dtype=np.int64)
     loss_sum, draw = 0.0, ExampleDraw(cfg.examples)
     model = model_from_checkpoint(ckpt, device)
+    governor = ThreadGovernor.start()
     with csv_writer(pairs_path, ["actual", "predicted"]) as pairs:
-        for scored in scored_batches(model, reader, split, cfg.batch_size, device):
+        for scored in scored_batches(model, reader, split, cfg.batch_size, device, governor):
             actual, predicted = scored.batch.labels, scored.predicted
             cm += confusion_counts(actual, predicted, len(labels))
             loss_sum += scored.loss_sum
@@ -153,6 +160,10 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
     rows = int(cm.sum())
     metrics = classification_metrics(cm, labels)
     metrics.update(loss=round(loss_sum / max(rows, 1), 6), split=split, rows=rows)
+    baseline = fit_and_score_baseline(reader, split, labels, cfg.batch_size, governor) if cfg.baseline else None
+    if baseline:
+        metrics["baseline"] = baseline[1]
+        metrics["margin"] = {k: round(metrics[k] - baseline[1][k], 6) for k in ("accuracy", "macro_f1")}
     example_header, examples = example_rows(*draw.picked(), labels, Path(raw_dir) / f"{split}.parquet")
     with sealed_dir(out_dir) as tmp:
         has_curves = plot_curves(read_history(model_dir / "history.csv"), tmp / "curves.png")
@@ -169,4 +180,17 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
                                                     read_json(Path(raw_dir) / "stats.json")))
         write_json(tmp / "params.json", {"evaluate": cfg.to_dict()})
         write_json(tmp / "metrics.json", metrics)
+        if baseline:
+            save_checkpoint(baseline_record(baseline[0], labels), tmp / "baseline.pt")
     return metrics
+
+
+def fit_and_score_baseline(reader: ShardReader, split: str, labels: list[str], batch_size: int,
+                           governor: ThreadGovernor) -> tuple:
+    """(model, metrics) of the baseline fitted on the train split and scored on ``split``."""
+    model, info = fit_baseline(reader.split("train"), int(reader.manifest["vocab"]["size"]), len(labels),
+                               governor=governor)
+    cm = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for actual, predicted in predicted_batches(model, reader, split, batch_size):
+        cm += confusion_counts(actual, predicted, len(labels))
+    return model, {**classification_metrics(cm, labels), **info}

@@ -40,6 +40,7 @@ from .core.config import BucketConfig, TokenizeConfig
 from .core.errors import PipelineError
 from .core.fileio import atomic_path, read_json
 from .core.schema import UNK_ID
+from .cpu_share import ThreadGovernor
 from .tokenize import ParallelTokenizer
 from .vocab import Vocabulary
 
@@ -91,6 +92,7 @@ class Predictor:
         self.tokenizer = ParallelTokenizer.from_config(TokenizeConfig.from_block(pre.get("tokenize")), workers=1)
         self.device = pick_device(device, "predict --device")
         self.model = model_from_checkpoint(ckpt, self.device)
+        self.governor = ThreadGovernor.start()  # follows the machine's free cores between batches
 
     def predict(self, texts: list[str], batch_size: int = BATCH_SIZE) -> list[dict]:
         """One result per text, in order: ``label`` and ``probs`` (or ``error`` for an empty text or one
@@ -125,6 +127,7 @@ class Predictor:
         usable.sort(key=lambda i: -len(encoded[i]))
         for start in range(0, len(usable), batch_size):
             rows = usable[start:start + batch_size]
+            self.governor.tick()
             lengths = torch.tensor([len(encoded[i]) for i in rows])
             ids = torch.zeros(len(rows), int(lengths[0]), dtype=torch.long)
             for r, i in enumerate(rows):

@@ -88,6 +88,7 @@ def render_report(dataset: str, split: str, metrics: dict, labels: list[str], mo
         table(["accuracy", "macro-F1", "loss"],
               [[f"{metrics['accuracy']:.4f}", f"{metrics['macro_f1']:.4f}", f"{metrics['loss']:.4f}"]]),
         "",
+        *baseline_section(metrics, str(params.get("train", {}).get("rnn_type", "lstm")).upper()),
         "## Per class",
         "",
         table(["class", "precision", "recall", "F1", "support"], per_class),
@@ -107,6 +108,33 @@ def render_report(dataset: str, split: str, metrics: dict, labels: list[str], mo
               table(*examples) if examples[1] else "None: every example is right.", ""]
     lines += ["## Params", "", "```json", json.dumps(params, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
+
+
+AS_GOOD = 0.005  # a margin under half a point of accuracy either way: the baseline is as good
+
+
+def baseline_section(metrics: dict, model: str = "LSTM") -> list[str]:
+    """The model (``model`` names its kind) beside the linear baseline (pipeline.baseline), and plainly
+    which one to ship."""
+    base = metrics.get("baseline")
+    if not base:
+        return []
+    margin = metrics["margin"]
+    points = lambda x: f"{100 * x:+.1f} points"  # noqa: E731
+    rows = [[f"{model} (this model)", f"{metrics['accuracy']:.4f}", f"{metrics['macro_f1']:.4f}", ""],
+            ["baseline: linear, bag of unigrams + hashed bigrams", f"{base['accuracy']:.4f}", f"{base['macro_f1']:.4f}",
+             f"{base['seconds']:.1f} s"],
+            [f"margin ({model} − baseline)", points(margin["accuracy"]), points(margin["macro_f1"]), ""]]
+    if margin["accuracy"] >= AS_GOOD:
+        verdict = f"The {model} is **{100 * margin['accuracy']:.1f} points** of accuracy above the baseline."
+    elif margin["accuracy"] > -AS_GOOD:
+        verdict = (f"**The baseline is as good as the {model} here** (within half a point of accuracy). It trains in "
+                   f"{base['seconds']:.1f} s: it is the faster model, and the one to prefer unless word order matters.")
+    else:
+        verdict = (f"**The baseline is better than the {model} here**, by {-100 * margin['accuracy']:.1f} points of "
+                   f"accuracy, and trains in {base['seconds']:.1f} s: prefer it, or tune the {model}.")
+    return ["## Against a baseline", "", table(["model", "accuracy", "macro-F1", "train time"], rows), "", verdict,
+            "", "Both are scored on the same split, from the same tokens.", ""]
 
 
 def data_section(data: dict) -> list[str]:

@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 
 from .checkpoint import build_model, make_checkpoint, pick_device, save_checkpoint
 from .core.config import TrainConfig
-from .distributed import World, default_threads, rank_batches
+from .cpu_share import ThreadGovernor
+from .distributed import World, rank_batches
 from .core.errors import PipelineError
 from .core.fileio import atomic_path, sha256_file, write_csv, write_json
 from .inference import score_split
@@ -89,7 +90,7 @@ class Trainer:
         if "validation" not in self.reader.splits:
             raise PipelineError("the shards have no validation split; set dataset.validation_fraction > 0 and rerun")
         self.train_data = self.reader.split("train")
-        torch.set_num_threads(cfg.threads or default_threads(self.world.size))
+        self.governor = ThreadGovernor.start(cfg.threads, self.world.size)  # follows the machine's free cores
         torch.manual_seed(cfg.seed)
         self.model = build_model(self.config, len(self.vocab), len(self.labels), self.device)
         self.model.embedding.sparse = cfg.sparse_embedding(self.world.size)  # lazy Adam on touched rows
@@ -200,6 +201,7 @@ class Trainer:
                 clip_grad_norm(self.optimizer.params, self.cfg.clip_grad)
             self.optimizer.step()
             self.step += 1
+            self.governor.tick()
             n = len(batch)
             loss_sum += loss.item() * n
             correct += int((logits.argmax(1) == labels).sum())
@@ -232,7 +234,8 @@ class Trainer:
         t0 = time.perf_counter()
         for epoch in range(self.start_epoch, self.cfg.epochs + 1):
             stats = self.train_epoch(epoch)
-            val = score_split(self.model, self.reader, "validation", self.cfg.eval_batch_size, self.device)
+            val = score_split(self.model, self.reader, "validation", self.cfg.eval_batch_size, self.device,
+                              self.governor)
             row = {"epoch": epoch, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
                    "val_loss": val["loss"], "val_acc": val["accuracy"], "padding_waste": stats["padding_waste"]}
             self.history.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
@@ -258,7 +261,7 @@ class Trainer:
                 "best_epoch": self.best["epoch"], "tokens_per_s": round(float(np.mean(self.speed)), 1),
                 "rows_per_s": round(float(np.mean(self.rows_speed)), 1) if self.rows_speed else None,
                 "seconds": round(time.perf_counter() - t0, 2), "resumed": resumed, "device": str(self.device),
-                "threads": torch.get_num_threads(), "processes": self.world.size}
+                "processes": self.world.size, **self.governor.summary()}
 
     def _note_batch_rows(self) -> None:
         """One line when a small train split lowered the row cap (``TrainConfig.rows_per_batch``)."""

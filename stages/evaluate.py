@@ -15,5 +15,9 @@ def main(params_path: str) -> None:
     name = dataset.name
     metrics = evaluate_stage(stage_dir(name, "shard"), vocab_file(name), stage_dir(name, "train"),
                              stage_dir(name, "ingest"), stage_dir(name, "evaluate"), cfg["evaluate"], plots_file("confusion"))
-    write_metrics("eval", {k: metrics[k] for k in ("accuracy", "macro_f1", "loss")})
-    echo_json({k: metrics[k] for k in ("split", "rows", "accuracy", "macro_f1", "loss")})
+    figures = {k: metrics[k] for k in ("accuracy", "macro_f1", "loss")}
+    if "baseline" in metrics:
+        figures.update(baseline_accuracy=metrics["baseline"]["accuracy"], baseline_macro_f1=metrics["baseline"]["macro_f1"],
+                       margin=metrics["margin"]["accuracy"])
+    write_metrics("eval", figures)
+    echo_json({"split": metrics["split"], "rows": metrics["rows"], **figures})

@@ -40,7 +40,8 @@ def test_repro_runs_everything_then_nothing(project):
     assert {name: sorted(f) for name, f in figures.items()} == {
         "tokenize": ["seconds", "tokens_per_s"], "vocab": ["unk_rate"],
         "vectors": ["seconds", "train_token_coverage", "vocab_coverage"], "bucket": ["padding_waste"],
-        "train": ["best_epoch", "seconds", "tokens_per_s", "val_acc", "val_loss"], "eval": ["accuracy", "loss", "macro_f1"]}
+        "train": ["best_epoch", "seconds", "tokens_per_s", "val_acc", "val_loss"],
+        "eval": ["accuracy", "baseline_accuracy", "baseline_macro_f1", "loss", "macro_f1", "margin"]}
     assert sorted(figures["vocab"]["unk_rate"]) == sorted(figures["bucket"]["padding_waste"]) == ["test", "train", "validation"]
     # predict reads the model this repro trained (how right it is with the shipped params: test_readme)
     proc = run_cli("predict", "--json", "The acting was truly superb. Highly recommended.", cwd=project)

@@ -118,7 +118,8 @@ def _checks(project: Path) -> dict:
             assert ran_stages(out) == ALL, out
             metrics = json.loads((art / name / "eval" / "metrics.json").read_text())
             assert (metrics["split"], metrics["rows"]) == (split, SLICE_ROWS), metrics
-            assert sorted(json.loads((art / "metrics" / "eval.json").read_text())) == ["accuracy", "loss", "macro_f1"]
+            assert sorted(json.loads((art / "metrics" / "eval.json").read_text())) == [
+                "accuracy", "baseline_accuracy", "baseline_macro_f1", "loss", "macro_f1", "margin"]
             assert (art / name / "eval" / "report.md").exists()
         return check
 

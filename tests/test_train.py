@@ -473,9 +473,10 @@ def test_heartbeat_prints_progress_lines_off_terminal(capsys):
 def test_threads_default_to_omp_num_threads_else_the_cores_split_over_processes(monkeypatch):
     import os
 
+    from pipeline.cpu_share import usable_cores
     from pipeline.distributed import default_threads
 
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert (default_threads(1), default_threads(2)) == (3, 3)
     for unusable in ("", "0", "abc", "2,1"):  # not a positive count: the cores, split

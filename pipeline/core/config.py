@@ -294,6 +294,7 @@ class EvaluateConfig(Block):
     split: Literal["auto", "test", "validation"] = "auto"
     batch_size: int = spec(256, ge=1)
     examples: int = spec(8, ge=0)
+    baseline: bool = True  # also fit a linear bag-of-n-grams model (pipeline/baseline.py) and score it beside the model
 
 
 BLOCKS: dict[str, type[Block]] = {c.BLOCK: c for c in (
