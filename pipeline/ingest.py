@@ -6,9 +6,11 @@ Output contract (``<out>/``)::
         columns: text (string), label (int64, 0-based class id)[, id (string):
                  dataset.id_column, when set]
         schema metadata b"textpipe.labels": JSON list of class names, id order
-    stats.json   rows and label counts per split, rows dropped and why, exact
-                 duplicates per split (repeated rows; texts seen with conflicting
-                 labels) and validation/test rows whose text is also in train
+    stats.json   rows and label counts per split, rows dropped and why (a label
+                 that reads as missing counts as null_label), labels whose
+                 surrounding whitespace was stripped, exact duplicates per split
+                 (repeated rows; texts seen with conflicting labels) and
+                 validation/test rows whose text is also in train
     checksums.json  size and sha256 of every file, written last (pipeline.core.integrity)
     params.json  the resolved dataset config and ingest params
 """
@@ -30,6 +32,7 @@ from .core.errors import PipelineError
 from .core.fileio import ParquetWriter, sweep_stale, temp_prefix, write_json
 from .core.integrity import sealed_dir
 from .core.schema import SPLITS, labels_metadata
+from .progress import log
 from .sources import SplitRows, load_splits, separator_hint
 
 
@@ -37,6 +40,49 @@ from .sources import SplitRows, load_splits, separator_hint
 
 
 _WHOLE = re.compile(r"[+-]?\d+")
+# Text labels that mean "no label", compared case-folded after stripping; dataset.labels naming one keeps it.
+MISSING_LABELS = ("", "n/a", "na", "nan", "none", "null")
+RARE_ROWS, RARE_RATIO = 5, 100  # a train class this small beside one this many times larger: a stray label?
+
+
+def tidy_labels(labels: pa.ChunkedArray, named: list[str] | None) -> tuple[pa.ChunkedArray, int]:
+    """Text labels as their writer meant them: surrounding whitespace stripped (``text, label`` with a
+    space after the comma is how many people write CSV), and a value that reads as missing
+    (MISSING_LABELS, any case) null, unless ``named`` (dataset.labels) lists it. Returns the labels
+    and how many were stripped; other types pass unchanged."""
+    if not (pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type)):
+        return labels, 0
+    labels = labels.cast(pa.string())
+    stripped = pc.utf8_trim_whitespace(labels)
+    changed = int(pc.sum(pc.not_equal(stripped, labels)).as_py() or 0)
+    missing = pc.is_in(pc.utf8_lower(stripped), value_set=pa.array(MISSING_LABELS, pa.string()))
+    if named:
+        missing = pc.and_(missing, pc.invert(pc.is_in(stripped, value_set=pa.array(named, pa.string()))))
+    return pc.if_else(missing, pa.scalar(None, pa.string()), stripped), changed
+
+
+def check_label_spellings(names: list[str]) -> None:
+    """Class names found in the data that differ only in case are one class spelt two ways, or two
+    classes the user must name: refuse them until ``dataset.labels`` says which."""
+    spellings: dict[str, list[str]] = {}
+    for name in sorted(names):
+        spellings.setdefault(name.casefold(), []).append(name)
+    clashes = [" / ".join(repr(n) for n in group) for group in spellings.values() if len(group) > 1]
+    if clashes:
+        raise PipelineError(f"the train labels {'; '.join(clashes[:5])} differ only in case; fix the data if each "
+                            "group is one class, or list every class in dataset.labels if they are different classes")
+
+
+def warn_rare_classes(names: list[str], train_counts: np.ndarray) -> str | None:
+    """A warning line for train classes of at most RARE_ROWS rows beside one RARE_RATIO times larger
+    (a label typed once by mistake?), or None."""
+    largest = int(train_counts.max()) if len(train_counts) else 0
+    rare = [f"{names[i]!r} ({n} rows)" for i, n in enumerate(train_counts.tolist())
+            if n <= RARE_ROWS and largest >= RARE_RATIO * max(n, 1)]
+    if not rare:
+        return None
+    return (f"warning: class(es) {', '.join(rare[:5])} next to {largest:,} rows of the largest: a mistyped label? "
+            "Fix those rows, or list the classes in dataset.labels to keep them without this warning")
 
 
 def _whole_floats(split: str, labels: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -66,7 +112,7 @@ def _label_names(cfg: DataSource, train: SplitRows) -> list[str]:
     order (``'2'`` before ``'10'``) and names in alphabetical order. Never a class that train lacks."""
     if cfg.labels:
         return [str(x) for x in cfg.labels]
-    distinct = [pc.unique(label_values("train", batch.column(0)).drop_null())
+    distinct = [pc.unique(label_values("train", tidy_labels(batch.column(0), None)[0]).drop_null())
                 for batch in train.batches([cfg.label_column])]
     values = pc.unique(pa.chunked_array(distinct, distinct[0].type)).to_pylist() if distinct else []
     strings = [str(v) for v in values]
@@ -77,6 +123,7 @@ def _label_names(cfg: DataSource, train: SplitRows) -> list[str]:
                             f"({', '.join(names[:5])}); use one kind, or list the classes in dataset.labels")
     if numeric:
         return sorted(strings, key=int)
+    check_label_spellings(strings)
     return sorted(strings)
 
 
@@ -142,7 +189,7 @@ def clean_split(split: str, table: pa.Table, cfg: DataSource, names: list[str], 
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
         raise PipelineError(f"column '{cfg.text_column}' of split '{split}' holds {text.type}, not text; set dataset.text_column")
     text = text.cast(pa.string())
-    label = table.column(cfg.label_column)
+    label, stripped = tidy_labels(table.column(cfg.label_column), cfg.labels)
     null_text = pc.is_null(text)
     blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), False)
     null_label = pc.is_null(label)
@@ -150,6 +197,7 @@ def clean_split(split: str, table: pa.Table, cfg: DataSource, names: list[str], 
         "null_text": int(pc.sum(pc.and_(null_text, pc.invert(null_label))).as_py() or 0),
         "empty_text": int(pc.sum(pc.and_(blank, pc.invert(null_label))).as_py() or 0),
         "null_label": int(pc.sum(null_label).as_py() or 0),
+        "labels_stripped": stripped,  # not a drop: _ingest moves it to stats["labels_stripped"]
     }
     keep = pc.invert(null_label)
     if empty_text == "drop":
@@ -193,6 +241,7 @@ def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str,
     names = _label_names(cfg, raw["train"])
     class_rows: dict[str, np.ndarray] = {}
     dropped: dict[str, dict] = {}
+    stripped: dict[str, int] = {}
     for split, rows in raw.items():  # first pass: count
         counts, per_class = Counter(), np.zeros(len(names), np.int64)
         for batch in rows.batches(columns):
@@ -201,6 +250,7 @@ def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str,
             counts.update(d)
         class_rows[split] = per_class
         dropped[split] = dict(counts) or clean_split(split, rows.empty(), cfg, names, params.empty_text)[1]
+        stripped[split] = dropped[split].pop("labels_stripped", 0)
     routes = RowRoutes(class_rows, {"test": cfg.test_fraction, "validation": cfg.validation_fraction},
                        params.max_rows, cfg.seed)
     for split, per_class in class_rows.items():
@@ -208,6 +258,8 @@ def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str,
             raise PipelineError(f"split '{split}' is empty after dropping unusable rows ({dropped[split]}); "
                                 "check the data and columns")
     check_classes(names, class_rows["train"])  # a carve leaves every class a training row (carve_counts)
+    if not cfg.labels and (warning := warn_rare_classes(names, class_rows["train"])):
+        log(warning)
     for out in routes.carved:
         if routes.class_rows[out].sum() == 0:
             left = ", ".join(f"{name}: {n}" for name, n in zip(names, routes.class_rows["train"]))
@@ -240,6 +292,7 @@ def _ingest(cfg: DataSource, out_dir: Path, params: IngestConfig, raw: dict[str,
             "rows": {s: int(label_counts[s].sum()) for s in routes.outputs},
             "label_counts": {s: {names[i]: int(n) for i, n in enumerate(label_counts[s])} for s in routes.outputs},
             "dropped": dropped,
+            "labels_stripped": stripped,
             "carved": {t: f"{f:.0%} of train, stratified, seed {cfg.seed}" for t, f in routes.carved.items()},
             **duplicates.stats(),
         }

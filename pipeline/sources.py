@@ -7,17 +7,23 @@ batches, never the split whole, so a split larger than memory reads like a small
   builder reads a whole row group at a time (and then writes an Arrow copy of the file), and a
   row group is whatever the file's writer made it: pyarrow and pandas write up to a million rows
   in one. Dictionary-encoded columns come back decoded, as ``datasets`` gives them.
-- Local CSV, TSV, JSONL and ``.txt`` go through Hugging Face ``datasets``' packaged builders (their
-  parsers define the dialects below), which write an Arrow copy in batches; that copy is then read
-  a batch at a time into memory rather than memory-mapped: pages of a mapped file stay resident in
-  the process once read, so a pass over a split would look like holding it whole.
+- Local CSV and TSV are read exactly, by rule, never by guessing: pyarrow's streaming CSV reader with
+  every column typed as a string (an id ``007`` stays ``007``, a text ``0001`` stays a text, a column
+  whose first 10,000 values look numeric is still text). Then one rule types a column: the label
+  column is integer class ids when every label in the file is a canonical integer (``0``, ``7``,
+  ``-3``: no sign ``+``, no leading zero, within int64), else names (:func:`load_splits`). Python's
+  own csv parser re-reads the file and must agree on every text (:func:`verify_delimited`).
+- Local JSONL and ``.txt`` go through Hugging Face ``datasets``' packaged builders, which keep
+  JSON's declared types and write an Arrow copy in batches; that copy is then read a batch at a
+  time into memory rather than memory-mapped: pages of a mapped file stay resident in the process
+  once read, so a pass over a split would look like holding it whole.
 - Hub ids go through ``load_dataset`` and its cache, read the same way when the split is exactly
   its cache files (memory-mapped otherwise: a split such as ``train[:10%]``).
 
 Local files are read by content, never from a stale cache: Hugging Face keys
 its cache of a local file by path and modification time, so a file edited
 with its mtime kept (``cp -p``, ``rsync -t``, a restored backup) would be
-served from the old copy. Local files other than Parquet are therefore loaded
+served from the old copy. Local files read through it (JSONL, ``.txt``) are therefore loaded
 into a cache folder of the caller's own (``cache_dir``), removed when its stage
 ends, which also keeps no copy of the user's data under their home folder.
 """
@@ -34,6 +40,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .core.config import DataSource
@@ -41,11 +49,11 @@ from .core.errors import PipelineError
 from .core.fileio import ROWS_PER_BATCH, iter_parquet
 
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json"}
-# How delimited files are parsed. CSV: RFC 4180 (quoted fields, doubled quotes, embedded newlines).
-# TSV: tab-separated, no quote processing, so a '"' in a text is just a character. For both, only
-# an empty field is missing: pandas would otherwise read texts such as "NA", "null" or "nan" as missing.
+# How delimited files are parsed (csv_options, and Python's csv module where it re-reads them). CSV:
+# RFC 4180 (quoted fields, doubled quotes, embedded newlines). TSV: tab-separated, no quote
+# processing, so a '"' in a text is just a character. For both, only an empty field is missing: a
+# text such as "NA", "null" or "nan" is a text.
 DIALECTS: dict[str, dict[str, Any]] = {".csv": {}, ".tsv": {"delimiter": "\t", "quoting": csv.QUOTE_NONE}}
-MISSING = {"keep_default_na": False, "na_values": [""]}
 
 
 class SplitRows:
@@ -56,6 +64,22 @@ class SplitRows:
         self.schema = schema
         self.num_rows = num_rows
         self._read = read
+
+    def as_ids(self, column: str) -> "SplitRows":
+        """The same rows with string ``column`` read as int64 (its values stripped of surrounding
+        whitespace, every one a canonical integer: :func:`canonical_integers`)."""
+        read = self._read
+
+        def cast(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+            for batch in read(columns):
+                if column in batch.schema.names:
+                    i = batch.schema.get_field_index(column)
+                    batch = batch.set_column(i, pa.field(column, pa.int64()),
+                                             pc.utf8_trim_whitespace(batch.column(i)).cast(pa.int64()))
+                yield batch
+
+        i = self.schema.get_field_index(column)
+        return SplitRows(self.schema.set(i, pa.field(column, pa.int64())), self.num_rows, cast)
 
     @property
     def column_names(self) -> list[str]:
@@ -101,6 +125,105 @@ def parquet_rows(path: Path) -> SplitRows:
             raise unreadable(exc) from None
 
     return SplitRows(schema, meta.num_rows, read)
+
+
+CANONICAL_INT = r"^-?(0|[1-9][0-9]{0,17})$"  # what int64 holds for sure (18 digits); more stays a name
+BLOCK_BYTES = 1 << 24  # the CSV reader's first block size; doubled while one record does not fit
+
+
+def csv_options(ext: str, columns: list[str], block: int) -> dict[str, Any]:
+    """pyarrow CSV options for a dialect of DIALECTS: every column a string; only an empty field is missing."""
+    tsv = DIALECTS[ext].get("quoting") == csv.QUOTE_NONE
+    return {
+        "read_options": pacsv.ReadOptions(block_size=block, use_threads=False),
+        "parse_options": pacsv.ParseOptions(delimiter=DIALECTS[ext].get("delimiter", ","),
+                                            quote_char=False if tsv else '"', newlines_in_values=not tsv),
+        "convert_options": pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}, null_values=[""],
+                                                strings_can_be_null=True, quoted_strings_can_be_null=True),
+    }
+
+
+def csv_header(path: Path) -> list[str]:
+    """The header record of a CSV/TSV, by Python's csv parser in the file's dialect."""
+    dialect = DIALECTS[path.suffix.lower()]
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=dialect.get("delimiter", ","), quoting=dialect.get("quoting", csv.QUOTE_MINIMAL))
+        header = next(reader, [])
+    if not header:
+        raise PipelineError(f"{path} has no header line; its first line must name the columns (e.g. text,label)")
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise PipelineError(f"{path} names the column(s) {', '.join(map(repr, twice))} more than once; give each "
+                            "column its own name in the header line")
+    return header
+
+
+def delimited_rows(path: Path) -> SplitRows:
+    """A CSV or TSV file with every column as a string (see the module doc), streamed in blocks."""
+    ext, header = path.suffix.lower(), csv_header(path)
+    block = BLOCK_BYTES
+
+    def batches(columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        options = csv_options(ext, header, block)
+        if columns:
+            options["convert_options"].include_columns = columns
+        with pacsv.open_csv(path, **options) as reader:
+            for batch in reader:
+                if batch.num_rows:
+                    yield batch
+
+    while True:  # the counting pass: it also finds a block size that holds the longest record
+        try:
+            rows = sum(b.num_rows for b in batches([header[0]]))
+            break
+        except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc) and block < path.stat().st_size + 1:
+                block *= 2
+                continue
+            raise PipelineError(bad_record(path, len(header)) or f"could not read {path} as {ext[1:]}: "
+                                f"{first_line(exc)} (a stray quote, delimiter or line break?); fix that record") from None
+    if rows == 0:
+        raise PipelineError(f"{path} has no data rows (a header only?); add rows or remove the file")
+    schema = pa.schema([pa.field(c, pa.string()) for c in header])
+
+    def read(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from batches(columns)
+        except pa.ArrowInvalid as exc:
+            raise PipelineError(f"could not read {path} as {ext[1:]}: {first_line(exc)}") from None
+
+    return SplitRows(schema, rows, read)
+
+
+def bad_record(path: Path, fields: int) -> str | None:
+    """Where Python's csv parser finds the first record of a CSV/TSV without ``fields`` fields: the line
+    it starts on and what to do; None when every record has them."""
+    dialect = DIALECTS[path.suffix.lower()]
+    csv.field_size_limit(sys.maxsize)
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=dialect.get("delimiter", ","), quoting=dialect.get("quoting", csv.QUOTE_MINIMAL))
+        start = 1
+        try:
+            for record in reader:
+                if record and len(record) != fields:
+                    return (f"{path} line {start}: expected {fields} fields, saw {len(record)} (a stray quote, "
+                            "delimiter or line break?); fix that line")
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            return f"{path} line {start}: {exc} (a stray quote?); fix that line"
+    return None
+
+
+def canonical_integers(rows: SplitRows, column: str) -> bool:
+    """Whether every non-missing value of a string column is a canonical integer (surrounding
+    whitespace aside), and there is at least one."""
+    seen = False
+    for table in rows.batches([column]):
+        values = pc.utf8_trim_whitespace(table.column(0).drop_null())
+        if len(values) and not pc.all(pc.match_substring_regex(values, CANONICAL_INT)).as_py():
+            return False
+        seen = seen or len(values) > 0
+    return seen
 
 
 def _stream_rows(path: str) -> int:
@@ -209,8 +332,10 @@ def load_file(path: Path, builders: dict[str, str] = FILE_BUILDERS, cache_dir: s
     if builder == "parquet":
         return parquet_rows(path)
     check_utf8(path)
+    if ext in DIALECTS:
+        return delimited_rows(path)
     datasets = _quiet_datasets()
-    kwargs: dict[str, Any] = {**DIALECTS[ext], **MISSING} if ext in DIALECTS else {}
+    kwargs: dict[str, Any] = {}
     if cache_dir is not None:
         kwargs["cache_dir"] = str(cache_dir)
     try:
@@ -248,9 +373,13 @@ def load_splits(src: DataSource, cache_dir: str | Path | None = None) -> dict[st
         return _load_hub(src)
     splits = {}
     for split, path in split_files(src).items():
-        splits[split] = load_file(path, cache_dir=cache_dir)
-        if path.suffix.lower() in DIALECTS and src.text_column in splits[split].column_names:
-            verify_delimited(path, splits[split], src.text_column)
+        rows = splits[split] = load_file(path, cache_dir=cache_dir)
+        if path.suffix.lower() not in DIALECTS:
+            continue
+        if src.text_column in rows.column_names:
+            verify_delimited(path, rows, src.text_column)
+        if src.label_column in rows.column_names and canonical_integers(rows, src.label_column):
+            splits[split] = rows.as_ids(src.label_column)
     return splits
 
 

@@ -65,8 +65,13 @@ CASES = [
      ("labels", ["1", "2", "10"])),
     ("mixed-label-types", {"train.csv": csv_text([("a", "0"), ("b", "1"), ("c", "neg"), ("d", "pos")])}, {},
      ("error", "mix numbers (0, 1) and names (neg, pos)")),
-    ("float-labels", {"train.csv": csv_text([("a", "0.0"), ("b", "1.0"), ("c", "1.0")])}, {}, ("labels", ["0", "1"])),
-    ("fractional-labels", {"train.csv": csv_text([("a", "0.5"), ("b", "1.0")])}, {}, ("error", "not whole numbers")),
+    # CSV labels are ids only when every one is a canonical integer; anything else is a name, as written
+    ("float-labels", {"train.csv": csv_text([("a", "0.0"), ("b", "1.0"), ("c", "1.0")])}, {}, ("labels", ["0.0", "1.0"])),
+    ("fractional-labels", {"train.csv": csv_text([("a", "0.5"), ("b", "1.0")])}, {}, ("labels", ["0.5", "1.0"])),
+    ("float-labels-jsonl", {"train.jsonl": '{"text": "a", "label": 0.0}\n{"text": "b", "label": 1.0}\n'}, {},
+     ("labels", ["0", "1"])),
+    ("fractional-labels-jsonl", {"train.jsonl": '{"text": "a", "label": 0.5}\n{"text": "b", "label": 1.0}\n'}, {},
+     ("error", "not whole numbers")),
     ("integer-labels-1-to-3", {"train.csv": csv_text([(f"t{i}", 1 + i % 3) for i in range(9)])}, {},
      ("labels", ["1", "2", "3"])),
     ("class-without-training-rows", {"train.csv": csv_text(balanced(4))}, {"labels": ["neg", "pos", "neutral"]},
@@ -87,8 +92,9 @@ CASES = [
      ("kept", {"train": 4}, {}, {"train": ['"unclosed quote starts this', '"urgent" refund', 'ends with a quote"',
                                             'a "" doubled']})),
     ("tsv-extra-tab", {"train.tsv": "text\tlabel\nfine\tpos\ntab\tinside\tneg\n"}, {},
-     ("error", "Expected 2 fields in line 3, saw 3")),
-    ("csv-unclosed-quote", {"train.csv": 'text,label\n"never closed,pos\nnext,neg\n'}, {}, ("error", "could not read")),
+     ("error", "train.tsv line 3: expected 2 fields, saw 3")),
+    ("csv-unclosed-quote", {"train.csv": 'text,label\n"never closed,pos\nnext,neg\n'}, {},
+     ("error", "train.csv line 2: expected 2 fields, saw 1")),
     ("duplicate-rows", {"train.csv": csv_text(balanced(4) + balanced(2) + [("review number 0", "neg")]),
                         "test.csv": csv_text([("review number 1", "neg"), ("fresh", "pos")])}, {},
      ("duplicates", {"train": {"repeated_rows": 3, "texts_with_conflicting_labels": 1}}, {"test_in_train": 1})),
@@ -154,7 +160,8 @@ def test_hostile_input(tmp_path, files, overrides, expected):
     stats = run_ingest(tmp_path, files, overrides)
     if kind == "labels":
         assert stats["labels"] == expected[1]
-        assert sum(stats["rows"].values()) == sum(1 for line in next(iter(files.values())).splitlines()[1:])
+        (name, text), = files.items()
+        assert sum(stats["rows"].values()) == len(text.splitlines()) - (not name.endswith(".jsonl"))  # less a header
     elif kind == "duplicates":
         assert {s: stats["duplicates"][s] for s in expected[1]} == expected[1]
         assert stats["overlap"] == expected[2]

@@ -189,8 +189,8 @@ def test_unparseable_csv_is_one_line_through_the_cli(tmp_path, write_params):
     params = write_params(dataset={"name": "e", "source": "files", "path": str(tmp_path / "e")})
     proc = run_cli("ingest", "--params", params, cwd=tmp_path, check=False)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == (f"Error: could not read {tmp_path / 'e' / 'train.csv'} as csv: ParserError: Error tokenizing "
-                           "data. C error: EOF inside string starting at row 1\n")
+    assert proc.stderr == (f"Error: {tmp_path / 'e' / 'train.csv'} line 2: expected 2 fields, saw 1 (a stray quote, "
+                           "delimiter or line break?); fix that line\n")
 
 
 def test_source_fingerprint_follows_content_not_times(tmp_path, monkeypatch):
