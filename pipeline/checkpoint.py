@@ -107,6 +107,50 @@ def read_checkpoint_file(path: str | Path, fmt: str = FORMAT) -> dict:
     return ckpt
 
 
+DIGEST_KEY = "sha256"
+
+
+def state_digest(obj: Any) -> str:
+    """sha256 of a checkpoint-like value (dicts, lists, tensors, plain values) by content, so a file that
+    carries it can be checked after ``torch.load``: a flipped byte inside a tensor changes it."""
+    import hashlib
+
+    h = hashlib.sha256()
+
+    def feed(x: Any) -> None:
+        if isinstance(x, dict):
+            h.update(b"{")
+            for k in sorted(x, key=repr):
+                feed(k)
+                feed(x[k])
+            h.update(b"}")
+        elif isinstance(x, (list, tuple)):
+            h.update(b"[")
+            for v in x:
+                feed(v)
+            h.update(b"]")
+        elif isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(x.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        else:
+            h.update(f"{type(x).__name__}:{x!r};".encode())
+
+    feed(obj)
+    return h.hexdigest()
+
+
+def with_digest(record: dict) -> dict:
+    """``record`` plus the digest of the rest of it (:data:`DIGEST_KEY`)."""
+    return {**record, DIGEST_KEY: state_digest({k: v for k, v in record.items() if k != DIGEST_KEY})}
+
+
+def digest_matches(record: dict) -> bool:
+    """Whether a record written by :func:`with_digest` is unchanged (one without a digest: an older file, True)."""
+    return DIGEST_KEY not in record or record[DIGEST_KEY] == state_digest(
+        {k: v for k, v in record.items() if k != DIGEST_KEY})
+
+
 def model_from_checkpoint(ckpt: dict, device: torch.device | None = None) -> TextClassifier:
     device = device or pick_device("auto")
     model = build_model(ckpt["config"], int(ckpt["vocab_size"]), len(ckpt["labels"]), device)

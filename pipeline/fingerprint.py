@@ -44,7 +44,12 @@ def _read_cache(cache: Path) -> dict:
         return {}
     if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("files"), dict):
         return {}
-    return data["files"]
+    return {k: v for k, v in data["files"].items() if _sound_entry(v)}  # a damaged entry: hashed again
+
+
+def _sound_entry(entry: object) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("stat"), list) and isinstance(entry.get("sha256"), str)
+            and len(entry["sha256"]) == 64 and all(c in "0123456789abcdef" for c in entry["sha256"]))
 
 
 def file_hashes(paths: list[Path], cache: Path) -> dict[Path, dict]:

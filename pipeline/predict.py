@@ -14,6 +14,8 @@ An exported model is one file that needs nothing else (no project, no
                   truncation), as in ``model.pt``
     dataset       the dataset block it was trained on (name, source, labels, ...)
     epoch, val_acc  the best epoch and its validation accuracy
+    sha256        digest of all the above by content (pipeline.checkpoint.state_digest),
+                  checked when the file is loaded: a damaged file is refused
 
 Python API::
 
@@ -35,7 +37,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .buckets import truncate_docs
-from .checkpoint import load_checkpoint, model_from_checkpoint, pick_device, read_checkpoint_file
+from .checkpoint import (digest_matches, load_checkpoint, model_from_checkpoint, pick_device, read_checkpoint_file,
+                         with_digest)
 from .core.config import BucketConfig, TokenizeConfig
 from .core.errors import PipelineError
 from .core.fileio import atomic_path, read_json
@@ -54,8 +57,8 @@ def export_model(model_path: str | Path, vocab_path: str | Path, raw_dir: str | 
     ckpt = load_checkpoint(model_path, vocab_path)
     vocab = Vocabulary.load(vocab_path)
     dataset = read_json(Path(raw_dir) / "params.json")["dataset"]
-    bundle = {**{k: v for k, v in ckpt.items() if k != "format"}, "format": EXPORT_FORMAT, "vocab": list(vocab.itos),
-              "dataset": dataset}
+    bundle = with_digest({**{k: v for k, v in ckpt.items() if k != "format"}, "format": EXPORT_FORMAT,
+                          "vocab": list(vocab.itos), "dataset": dataset})
     buffer = io.BytesIO()
     torch.save(bundle, buffer)
     with atomic_path(out) as tmp:
@@ -77,6 +80,9 @@ class Predictor:
         if not path.is_file():
             raise PipelineError(f"model file {path} not found; write one with `textpipe export --out {path}`")
         bundle = read_checkpoint_file(path, EXPORT_FORMAT)
+        if not digest_matches(bundle):
+            raise PipelineError(f"{path} does not match its checksum (corrupt or edited); export it again with "
+                                "`textpipe export`")
         self = cls.__new__(cls)
         vocab = bundle["vocab"]
         self._setup(bundle, Vocabulary(vocab, [0] * len(vocab)), device)

@@ -11,10 +11,41 @@ from typing import Any
 from .core.errors import PipelineError
 
 
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+BYTES_PER_PARAM = 4 * 6  # fp32: weights, gradients, Adam's two moments, the best epoch's copy, a resume point's
+
+
+def model_parameters(train: Any, vocab_size: int) -> int:
+    """Parameters of the classifier ``train`` builds over a vocabulary of ``vocab_size`` (classes aside)."""
+    h, directions = train.hidden_size, 2 if train.bidirectional else 1
+    rnn, width = 0, train.embed_dim
+    for _ in range(train.num_layers):
+        rnn += directions * GATES[train.rnn_type] * (h * (width + h) + 2 * h)
+        width = h * directions
+    return vocab_size * train.embed_dim + rnn
+
+
+def check_model_memory(configs: dict[str, Any], available: int | None = None) -> None:
+    """Refuse, before any work, a model whose training state would not fit in this machine's free memory
+    (the kernel would otherwise kill training with no word). A vocabulary without a cap counts 40,000 words."""
+    import psutil
+
+    train = configs["train"]
+    params = model_parameters(train, configs["vocab"].max_size or 40_000)
+    need = params * BYTES_PER_PARAM
+    available = psutil.virtual_memory().available if available is None else available
+    if need > available:
+        raise PipelineError(f"the model would have {params:,} parameters, whose training state needs about "
+                            f"{need / 2**30:,.1f} GiB, more than the {available / 2**30:,.1f} GiB free here; lower "
+                            "train.hidden_size, train.embed_dim, train.num_layers or vocab.max_size")
+
+
 def check_inputs(configs: dict[str, Any]) -> None:
-    """Raise PipelineError for the first input a stage would not find (``configs``: every block)."""
+    """Raise PipelineError for the first input a stage would not find (``configs``: every block), or a
+    model that would not fit in memory."""
     tokenize, vectors, train = configs["tokenize"], configs["vectors"], configs["train"]
     check_spacy(tokenize.lang, tokenize.spacy_pipeline)
+    check_model_memory(configs)
     corpora = vectors.corpora if vectors.method != "none" else []  # read only when vectors are trained
     if corpora or train.vectors:
         from .vectors import check_vectors_file, corpus_files

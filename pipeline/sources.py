@@ -135,7 +135,8 @@ def csv_options(ext: str, columns: list[str], block: int) -> dict[str, Any]:
     """pyarrow CSV options for a dialect of DIALECTS: every column a string; only an empty field is missing."""
     tsv = DIALECTS[ext].get("quoting") == csv.QUOTE_NONE
     return {
-        "read_options": pacsv.ReadOptions(block_size=block, use_threads=False),
+        # the header as Python's csv parser reads it (csv_header), so every column is typed by its name
+        "read_options": pacsv.ReadOptions(block_size=block, use_threads=False, column_names=columns, skip_rows=1),
         "parse_options": pacsv.ParseOptions(delimiter=DIALECTS[ext].get("delimiter", ","),
                                             quote_char=False if tsv else '"', newlines_in_values=not tsv),
         "convert_options": pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}, null_values=[""],

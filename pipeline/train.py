@@ -22,8 +22,10 @@ epoch and every ``train.resume_every`` optimizer steps within one, and removed
 when training ends; a rerun with the same config continues from it, mid-epoch
 included (the epoch's batch order is rebuilt from its seed, the batches done
 are skipped, the RNG state is restored), and ends with the same weights as a
-run that was never stopped. A resume point that cannot be read is set aside
-(``last.pt.corrupt``) with a one-line warning and training starts afresh.
+run that was never stopped. A resume point carries the digest of its content
+(:func:`pipeline.checkpoint.with_digest`); one that cannot be read or does not
+match it is set aside (``last.pt.corrupt``) with a one-line warning and
+training starts afresh.
 
 Under torchrun (``train.nproc`` > 1, :mod:`pipeline.distributed`) every rank
 trains on its share of each epoch's batches through DistributedDataParallel;
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -44,7 +47,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import build_model, make_checkpoint, pick_device, save_checkpoint
+from .checkpoint import build_model, digest_matches, make_checkpoint, pick_device, save_checkpoint, with_digest
 from .core.config import TrainConfig
 from .cpu_share import ThreadGovernor
 from .distributed import World, rank_batches
@@ -64,6 +67,10 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "pa
 PLOT_FIELDS = (*HISTORY_FIELDS, "tokens_per_s")
 RESUME_KEYS = ("epoch", "step", "batches_done", "sums", "history", "speed", "best", "best_state", "model",
                "optimizer", "torch_rng")
+
+
+class DamagedResume(Exception):
+    """A resume point whose content no longer matches the digest it was written with."""
 
 
 def config_hash(config: dict, manifest: dict) -> str:
@@ -124,12 +131,12 @@ class Trainer:
     # ------------------------------------------------------------------ resume
     def _state(self, epoch: int, batches_done: int = 0, sums: list[float] | None = None) -> dict:
         """``epoch``: the last finished epoch; ``batches_done`` of the next one are trained, with ``sums``."""
-        return {
+        return with_digest({
             "hash": self.hash, "epoch": epoch, "step": self.step, "batches_done": batches_done,
             "sums": list(sums or []), "history": self.history, "speed": self.speed,
             "best": self.best, "best_state": self.best_state, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-        }
+        })
 
     def try_resume(self) -> bool:
         if not self.resume_path or not self.resume_path.exists():
@@ -143,6 +150,8 @@ class Trainer:
             missing = [k for k in RESUME_KEYS if k not in state]
             if missing:
                 raise KeyError(", ".join(missing))
+            if not digest_matches(state):
+                raise DamagedResume("it does not match its checksum")
         except Exception as exc:
             self._set_aside(exc)
             return False
@@ -159,7 +168,8 @@ class Trainer:
         if self.world.main:
             corrupt = self.resume_path.with_name(self.resume_path.name + ".corrupt")
             os.replace(self.resume_path, corrupt)
-            self._log(f"warning: resume point {self.resume_path} is unreadable ({type(exc).__name__}); "
+            why = exc.args[0] if isinstance(exc, DamagedResume) else type(exc).__name__
+            self._log(f"warning: resume point {self.resume_path} is unreadable ({why}); "
                       f"moved to {corrupt.name}, training starts afresh")
         self.world.barrier()
 
@@ -195,6 +205,11 @@ class Trainer:
                 logits = self.net(ids, lengths)
             logits = logits.float()
             loss = nn.functional.cross_entropy(logits, labels)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise PipelineError(f"the training loss became {value} at epoch {epoch}, step {self.step + 1}: training "
+                                    f"diverged, and no model was written; lower train.lr (now {self.cfg.lr}) or set "
+                                    "train.clip_grad, and check that the vectors are sound")
             self.optimizer.zero_grad()
             loss.backward()
             if self.cfg.clip_grad > 0:
@@ -203,7 +218,7 @@ class Trainer:
             self.step += 1
             self.governor.tick()
             n = len(batch)
-            loss_sum += loss.item() * n
+            loss_sum += value * n
             correct += int((logits.argmax(1) == labels).sum())
             seen += n
             real += int(lengths.sum())

@@ -29,6 +29,7 @@ Output contract (``<out>/``)::
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zlib
@@ -296,8 +297,29 @@ def load_vectors(path: str | Path, vocab: Vocabulary, dim: int) -> tuple[Any, in
             if len(parts) != dim + 1:
                 raise PipelineError(f"{path}:{lineno} has {len(parts) - 1} values but train.embed_dim is {dim}; "
                                     "make them match (vectors.dim for trained vectors)")
+            values = vector_values(path, lineno, parts[1:])
             idx = vocab.stoi.get(parts[0])
             if idx is not None and idx > 1:
-                weights[idx] = torch.tensor([float(v) for v in parts[1:]])
+                weights[idx] = torch.tensor(values)
                 covered += 1
     return weights, covered
+
+
+def vector_values(path: Path, lineno: int, fields: list[str]) -> list[float]:
+    """A vector's numbers, parsed strictly: a field that is not a finite number is one line naming file and line."""
+    try:
+        values = [float(v) for v in fields]
+    except ValueError:
+        bad = next(v for v in fields if not _is_float(v))
+        raise PipelineError(f"{path}:{lineno} has {bad[:20]!r} where a number belongs; fix or remove that line") from None
+    if not all(math.isfinite(v) for v in values):
+        raise PipelineError(f"{path}:{lineno} has a value that is not a finite number (nan or inf); fix or remove that line")
+    return values
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

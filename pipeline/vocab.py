@@ -288,6 +288,9 @@ def vocab_stage(tokens_dir: str | Path, out_dir: str | Path, cfg: VocabConfig,
             top.add(totals)
     vocab = top.vocabulary()
     kept = len(vocab) - len(SPECIALS)
+    if kept == 0:
+        raise PipelineError(f"no word of the train split occurs vocab.min_freq ({cfg.min_freq}) times, so the "
+                            f"vocabulary would hold no word ({top.types:,} distinct tokens seen); lower vocab.min_freq")
     metrics = {
         "size": len(vocab),
         "train_types": top.types,

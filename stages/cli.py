@@ -3,6 +3,14 @@
 Subcommands are imported only when called, so `textpipe --help` is instant and
 `textpipe ingest` does not pay for importing torch. Every user error, ours or
 click's, is one line on stderr, `Error: <what is wrong; what to do>`, exit 2.
+
+:func:`main` is the one error boundary: besides textpipe's own errors it turns
+what the machine or a user's file can cause (:func:`expected_failure`: any
+``OSError`` — a full or read-only disk, a path that is a file, a permission —,
+memory exhausted by user-sized params, Arrow and YAML errors) into that line.
+Outputs are written to temporary paths and renamed when whole, so nothing
+half-written is left. Anything else is a bug: its traceback, then one line
+saying so.
 """
 from __future__ import annotations
 
@@ -63,6 +71,41 @@ def interrupted_line(command: str | None) -> str:
     return "Interrupted."
 
 
+OS_HINTS = {  # errno name -> what to do
+    "ENOSPC": "free some disk space, or move artifacts/ (or TMPDIR) to a disk with room",
+    "EDQUOT": "free some of your disk quota, or move artifacts/ to a disk with room",
+    "EROFS": "the file system is read-only: run from a writable copy of the project",
+    "EACCES": "make it readable/writable for you, or run from a folder you own",
+    "EPERM": "make it readable/writable for you, or run from a folder you own",
+    "ENOTDIR": "a part of that path is a file, not a folder: rename or remove the file",
+    "EISDIR": "that path is a folder where a file is expected: rename or remove the folder",
+    "EEXIST": "something is already at that path: rename or remove it",
+    "ENOENT": "check that the path exists",
+    "EMFILE": "too many open files: raise the limit (ulimit -n) and rerun",
+    "EMLINK": "too many links in that folder: clean it up and rerun",
+}
+
+
+def expected_failure(exc: BaseException) -> str | None:
+    """The one line for a failure a user or their machine can cause and fix, or None (a bug)."""
+    import errno
+
+    if isinstance(exc, OSError):
+        name = errno.errorcode.get(exc.errno or 0, "")
+        where = " ".join(f"'{f}'" for f in (exc.filename, exc.filename2) if f)
+        what = exc.strerror or type(exc).__name__
+        return f"{what}{': ' + where if where else ''}; {OS_HINTS.get(name, 'check that path and the disk, then rerun')}"
+    if isinstance(exc, MemoryError):
+        return ("out of memory; lower the sizes in params.yaml (train.max_tokens, train.batch_size, "
+                "train.hidden_size, vocab.max_size) or free memory, then rerun")
+    module = type(exc).__module__.split(".")[0]
+    if module == "pyarrow":
+        return f"could not read or write an Arrow/Parquet file: {exc}; rerun the stage that wrote it (dvc repro -f)"
+    if module == "yaml":
+        return f"could not parse YAML: {exc}; fix the file"
+    return None
+
+
 def main(args: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning every user error into one `Error:` line.
 
@@ -90,10 +133,18 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(USER_ERROR)
     except (click.Abort, KeyboardInterrupt):
         _interrupted(command)
-    except Exception:
+    except Exception as exc:
         if _SIGNALLED:  # the signal landed inside an import or a C extension, which failed its own way
             _interrupted(command)
-        raise
+        if line := expected_failure(exc):
+            click.echo(f"Error: {one_line(line)}", err=True)
+            sys.exit(USER_ERROR)
+        import traceback
+
+        traceback.print_exc()
+        click.echo(f"textpipe {command or ''}: this is a bug in textpipe, not in your data or params; please "
+                   "report it with the traceback above and the command you ran", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

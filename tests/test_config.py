@@ -29,7 +29,7 @@ def test_every_field_has_a_type_the_checker_knows():
 
 
 @pytest.mark.parametrize("block,key,value,message", [
-    ("train", "lr", "abc", "train.lr must be a number, got 'abc'"),
+    ("train", "lr", "abc", "train.lr must be a finite number, got 'abc'"),
     ("train", "epochs", "ten", "train.epochs must be a whole number, got 'ten'"),
     ("train", "epochs", 2.5, "train.epochs must be a whole number, got 2.5"),
     ("train", "batch_size", 0, "train.batch_size must be >= 1, got 0"),
@@ -51,6 +51,12 @@ def test_every_field_has_a_type_the_checker_knows():
     ("dataset", "validation_fraction", 1.5, "dataset.validation_fraction must be >= 0.0 and < 1.0, got 1.5"),
     ("dataset", "labels", "neg,pos", "dataset.labels must be a list of texts or whole numbers or null, got 'neg,pos'"),
     ("evaluate", "split", "dev", "evaluate.split must be one of auto, test, validation, got 'dev'"),
+    ("train", "lr", float("inf"), "train.lr must be a finite number, got inf"),  # trained to a NaN loss before
+    ("train", "clip_grad", float("-inf"), "train.clip_grad must be a finite number, got -inf"),
+    ("train", "seed", -1, "train.seed must be >= 0 and < 4294967296, got -1"),
+    ("dataset", "seed", 2**32, "dataset.seed must be >= 0 and < 4294967296, got 4294967296"),
+    ("vectors", "seed", 2**40, "vectors.seed must be >= 0 and < 4294967296"),
+    ("bucket", "seed", -5, "bucket.seed must be >= 0 and < 4294967296"),
 ])
 def test_wrong_type_or_range_is_one_line_naming_key_value_and_allowed(block, key, value, message):
     with pytest.raises(PipelineError) as err:
@@ -104,7 +110,7 @@ def test_only_content_params_are_recorded():
 
 
 @pytest.mark.parametrize("args,params,stderr", [
-    (["check"], {"train": {"lr": "abc"}}, "Error: train.lr must be a number, got 'abc'; fix it in params.yaml (or -S train.lr=...)\n"),
+    (["check"], {"train": {"lr": "abc"}}, "Error: train.lr must be a finite number, got 'abc'; fix it in params.yaml (or -S train.lr=...)\n"),
     (["train"], {"train": {"epochs": "ten"}}, "Error: train.epochs must be a whole number, got 'ten'; fix it in params.yaml (or -S train.epochs=...)\n"),
     (["tokenize"], {"dataset": {"name": ".."}}, "Error: dataset.name '..' is not a safe folder name; use letters, digits, "
                                                 "'_', '-' and '.' (not first), at most 100 characters, e.g. 'imdb' or 'tickets-2024'\n"),
@@ -231,3 +237,51 @@ def test_every_command_help_imports_no_heavy_library():
             "print(len(COMMANDS), sorted(m for m in ('torch', 'spacy', 'gensim', 'datasets', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     assert out.strip() == "11 []"
+
+
+def test_a_key_given_twice_in_params_yaml_is_refused_with_both_lines(tmp_path):
+    from pipeline.core.params import load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr: 0.01\n  epochs: 3\n  lr: 0.5\n")
+    with pytest.raises(PipelineError, match=r"params.yaml: key 'lr' is given twice, at lines 2 and 4; keep one$"):
+        load_params(path)
+    path.write_text("train:\n  lr: 0.01\ntrain:\n  epochs: 3\n")
+    with pytest.raises(PipelineError, match="key 'train' is given twice, at lines 1 and 3"):
+        load_params(path)
+    path.write_text("train: {lr: 0.01}\nvocab: {lr: 0.01}\n")  # the same key in two mappings is fine
+    assert load_params(path) == {"train": {"lr": 0.01}, "vocab": {"lr": 0.01}}
+
+
+@pytest.mark.parametrize("block,message", [
+    ({"label_column": "text"}, "dataset.text_column and dataset.label_column both name the column 'text'"),
+    ({"text_column": "body", "id_column": "body"}, "dataset.text_column and dataset.id_column both name the column 'body'"),
+    ({"id_column": "label"}, "dataset.label_column and dataset.id_column both name the column 'label'"),
+])
+def test_the_text_label_and_id_columns_must_differ(block, message):
+    with pytest.raises(PipelineError, match=message):
+        DatasetConfig.from_block({"name": "x", "source": "files", "path": "d", **block}).resolve()
+
+
+def test_dataset_name_may_not_take_what_textpipe_keeps_beside_the_datasets():
+    for name in ("metrics", "plots", "check.json"):
+        with pytest.raises(PipelineError, match=f"dataset.name '{name}' is taken by artifacts/{name}"):
+            DatasetConfig.from_block({"name": name})
+
+
+def test_a_model_too_big_for_the_free_memory_is_refused_before_work():
+    from pipeline.model import TextClassifier
+    from pipeline.preflight import check_model_memory, model_parameters
+
+    configs = read_all({"train": {"hidden_size": 24, "num_layers": 2, "embed_dim": 16}, "vocab": {"max_size": 300},
+                        "vectors": {"dim": 16}})
+    model = TextClassifier(300, 2, embed_dim=16, hidden_size=24, num_layers=2)
+    head = sum(p.numel() for p in model.head.parameters())
+    assert model_parameters(configs["train"], 300) == sum(p.numel() for p in model.parameters()) - head
+    check_model_memory(configs, available=2**30)  # fits
+    with pytest.raises(PipelineError, match=r"^the model would have [\d,]+ parameters, whose training state needs "
+                                            r"about [\d.]+ GiB, more than the 0.0 GiB free here; lower train.hidden_size"):
+        check_model_memory(configs, available=1000)
+    huge = read_all({"train": {"hidden_size": 1_000_000}})
+    with pytest.raises(PipelineError, match="more than the"):
+        check_model_memory(huge)

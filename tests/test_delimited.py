@@ -1,7 +1,10 @@
-"""CSV and TSV are read exactly and typed by rule, never by guessing (pipeline/sources.py, delimited_rows):
-generated tables come back byte-exact."""
+"""Files are read exactly and typed by rule, never by guessing (pipeline/sources.py, delimited_rows for
+CSV and TSV): generated tables in every format come back byte-exact."""
 import csv
 import io
+import json
+
+import pyarrow as pa
 
 import pyarrow.parquet as pq
 import pytest
@@ -23,8 +26,13 @@ def write(folder, fmt, header, rows):
         buf = io.StringIO(newline="")
         csv.writer(buf).writerows([header, *rows])
         (folder / "train.csv").write_text(buf.getvalue(), encoding="utf-8", newline="")
-    else:
+    elif fmt == "tsv":
         (folder / "train.tsv").write_text("".join("\t".join(r) + "\n" for r in [header, *rows]), encoding="utf-8")
+    elif fmt == "jsonl":
+        (folder / "train.jsonl").write_text("".join(json.dumps(dict(zip(header, r))) + "\n" for r in rows),
+                                            encoding="utf-8")
+    else:
+        pq.write_table(pa.table({h: [r[i] for r in rows] for i, h in enumerate(header)}), folder / "train.parquet")
 
 
 def read_raw(out):
@@ -32,10 +40,10 @@ def read_raw(out):
     return table.column("text").to_pylist(), table.column("id").to_pylist(), table.column("label").to_pylist()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(st.one_of(texts, digit_codes), st.one_of(digit_codes, texts.filter(bool)),
                                st.booleans()), min_size=1, max_size=25),
-       fmt=st.sampled_from(["csv", "tsv"]))
+       fmt=st.sampled_from(["csv", "tsv", "jsonl", "parquet"]))
 @example(rows=[("0001", "007", True), ("1e3", "0042", False), ("words at last", "1e3", True)], fmt="csv")
 def test_texts_and_ids_come_back_exactly_whatever_they_look_like(tmp_path_factory, rows, fmt):
     if fmt == "tsv":
@@ -47,7 +55,7 @@ def test_texts_and_ids_come_back_exactly_whatever_they_look_like(tmp_path_factor
     block = {"name": "x", "source": "files", "path": str(folder / "d"), "id_column": "id", "validation_fraction": 0.0}
     ingest(DatasetConfig.from_block(block).resolve(), folder / "raw", IngestConfig(empty_text="keep"))
     got_texts, got_ids, got_labels = read_raw(folder / "raw")
-    assert got_texts == [t for t, _, _ in rows]  # an empty field is the one missing value: kept as ""
+    assert got_texts == [t for t, _, _ in rows]  # an empty CSV/TSV field is the one missing value: kept as ""
     assert got_ids == [i for _, i, _ in rows]
     assert got_labels == [int(y) for _, _, y in rows]
 

@@ -227,6 +227,14 @@ def test_source_fingerprint_follows_content_not_times(tmp_path, monkeypatch):
     # a damaged cache is rebuilt, never trusted; the demo and the hub have no files to fingerprint
     cache.write_text("{not json")
     assert fingerprint.source_fingerprint(src, cache) == edited
+    # so is one damaged entry (a string, a list, a short hash): that file is hashed again
+    import json
+
+    for bad in ("oops", [1, 2], {"stat": "x", "sha256": "ab"}, {"stat": [1], "sha256": "z" * 64}):
+        body = json.loads(cache.read_text())
+        body["files"][str((data / "train.csv").resolve())] = bad
+        cache.write_text(json.dumps(body))
+        assert fingerprint.source_fingerprint(src, cache) == edited
     assert fingerprint.source_fingerprint(cfg(name="demo"), cache) == {}
 
 

@@ -84,6 +84,9 @@ CASES = [
      "model/model.pt has", "dvc repro -f train"),
     ("edited-vocabulary", lambda a: (a / "vocab" / "vocab.tsv").write_text("<pad>\t0\n<unk>\t0\nx\t9\n"), "train",
      "vocab/vocab.tsv has", "dvc repro -f vocab"),
+    # a split file dropped into a sealed folder is not taken for a split: readers trust only the seal
+    ("file-added-after-the-seal", lambda a: (a / "tokens" / "extra.arrow").write_bytes(b"x"), "vocab",
+     "tokens/extra.arrow is not in checksums.json (added after", "dvc repro -f tokenize"),
 ]
 
 
@@ -133,3 +136,37 @@ def test_pickle_payload_in_model_never_runs(copy, tmp_path):
         assert proc.returncode == 2 and "is not a textpipe checkpoint" in proc.stderr, proc.stderr
         assert proc.stderr.count("\n") == 1
     assert not marker.exists()
+
+
+def test_a_resume_point_altered_after_it_was_written_is_set_aside(demo, tmp_path, capsys):
+    from pipeline.core.config import TrainConfig
+    from pipeline.train import Trainer
+
+    def trainer():
+        return Trainer(demo / "shards", demo / "vocab" / "vocab.tsv", tmp_path / "model", TrainConfig.from_block(TINY),
+                       resume_dir=tmp_path / "resume")
+
+    trainer()._save_resume(1)
+    path = tmp_path / "resume" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    state["model"]["head.bias"][0] += 1.0  # one weight changed, the file otherwise well-formed
+    torch.save(state, path)
+    again = trainer()
+    assert again.try_resume() is False and again.start_epoch == 1
+    assert "warning: resume point" in capsys.readouterr().err
+    assert (tmp_path / "resume" / "last.pt.corrupt").exists() and not path.exists()
+    intact = trainer()
+    intact._save_resume(1)
+    assert trainer().try_resume() is True  # an untouched one resumes
+
+
+def test_an_exported_model_altered_after_export_is_refused_in_one_line(copy, tmp_path):
+    out = tmp_path / "model.textpipe"
+    run_cli("export", "--out", out, cwd=copy)
+    assert run_cli("predict", "--model", out, "fine film", cwd=tmp_path).returncode == 0
+    bundle = torch.load(out, weights_only=True)
+    bundle["state_dict"]["head.bias"][1] += 5.0  # it would then predict one class for everything
+    torch.save(bundle, out)
+    proc = run_cli("predict", "--model", out, "fine film", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and proc.stderr == (f"Error: {out} does not match its checksum (corrupt or edited); "
+                                                    "export it again with `textpipe export`\n"), proc.stderr

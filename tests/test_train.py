@@ -424,6 +424,21 @@ def test_vectors_file_initialises_embeddings(demo, tmp_path):
     trainer, _ = fit(demo, tmp_path / "m", cfg)
     assert trainer.vectors_covered == 2
     assert json.loads((tmp_path / "m" / "stats.json").read_text())["vectors_covered"] == 2
+    for line, message in (("was 0.5 x 0.5 0.5", ":3 has 'x' where a number belongs"),
+                          ("was 0.5 nan 0.5 0.5", ":3 has a value that is not a finite number"),
+                          ("notaword inf 9 9 9", ":3 has a value that is not a finite number")):  # even unused words
+        vec.write_text(f"3 4\nthe 1 2 3 4\n{line}\n")
+        with pytest.raises(PipelineError, match=message):
+            load_vectors(vec, vocab, 4)
+
+
+def test_a_diverging_loss_stops_training_in_one_line_and_writes_no_model(demo, tmp_path):
+    vec = tmp_path / "huge.txt"  # finite, but their products overflow: inf, then nan
+    vec.write_text("".join(f"{w} 3e38 3e38 3e38 3e38\n" for w in ("the", "a", "and", "was", "film", "movie")))
+    with pytest.raises(PipelineError, match=r"the training loss became nan at epoch 1, step 1: training diverged, "
+                                            r"and no model was written; lower train.lr \(now 0.005\)"):
+        fit(demo, tmp_path / "m", {**FAST_TRAIN, "embed_dim": 4, "vectors": str(vec)})
+    assert not (tmp_path / "m").exists()
 
 
 def test_exported_model_predicts_like_the_project_from_any_folder(demo, trained, tmp_path):

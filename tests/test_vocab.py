@@ -140,3 +140,13 @@ def test_vocab_stage_that_spills_writes_the_same_vocabulary(demo, monkeypatch, t
     for name in ("vocab.tsv", "metrics.json"):
         assert (tmp_path / "vocab" / name).read_bytes() == (demo / "vocab" / name).read_bytes()
     assert (metrics["train_types"], metrics["size"]) == (280, 282)
+
+
+def test_a_frequency_floor_that_leaves_no_word_stops_the_vocab_stage_in_one_line(demo, tmp_path):
+    from pipeline.core.config import VocabConfig
+    from pipeline.vocab import vocab_stage
+
+    with pytest.raises(PipelineError, match=r"^no word of the train split occurs vocab.min_freq \(10000000\) times, so the "
+                                            r"vocabulary would hold no word \([\d,]+ distinct tokens seen\); lower vocab.min_freq$"):
+        vocab_stage(demo / "tokens", tmp_path / "vocab", VocabConfig(min_freq=10_000_000))
+    assert not (tmp_path / "vocab").exists()

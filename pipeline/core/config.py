@@ -20,7 +20,8 @@ from .schema import SPLITS
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo_data"
 DEMO_RECORD = "pipeline/demo_data"  # how artifacts name DEMO_DIR
-RESERVED_NAMES = ("metrics", "plots")
+RESERVED_NAMES = ("metrics", "plots", "check.json")  # what textpipe keeps beside the datasets in artifacts/
+SEED = {"ge": 0, "lt": 2**32}  # the range numpy's and gensim's seeds take (torch's is wider)
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
 # What a preset dataset name means; keys left null in the dataset block take these values.
@@ -44,6 +45,16 @@ def check_dataset_name(name: Any) -> str:
     if name in RESERVED_NAMES:
         raise PipelineError(f"dataset.name {name!r} is taken by artifacts/{name}/; choose another name")
     return name
+
+
+def check_distinct_columns(columns: dict[str, str | None]) -> None:
+    """The text, label and id columns are three columns: two keys naming one column is an error."""
+    named = [(key, col) for key, col in columns.items() if col is not None]
+    for i, (a, col) in enumerate(named):
+        for b, other in named[i + 1:]:
+            if col == other:
+                raise PipelineError(f"dataset.{a} and dataset.{b} both name the column {col!r}; "
+                                    "each must name a column of its own")
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,7 @@ class DatasetConfig(Block):
     splits: dict[str, str] | None = None
     validation_fraction: float = spec(0.1, ge=0.0, lt=1.0)
     test_fraction: float = spec(0.0, ge=0.0, lt=1.0)
-    seed: int = 13
+    seed: int = spec(13, **SEED)
 
     def validate(self) -> None:
         check_dataset_name(self.name)
@@ -133,6 +144,8 @@ class DatasetConfig(Block):
         if not path:
             raise PipelineError(f"dataset.path is required for source '{source}' (a folder or a hub id)")
         splits = merged.get("splits") or {s: s for s in SPLITS}
+        check_distinct_columns({"text_column": merged.get("text_column") or "text",
+                                "label_column": merged.get("label_column") or "label", "id_column": merged.get("id_column")})
         return DataSource(
             name=self.name, source=source, path=str(path),
             text_column=merged.get("text_column") or "text", label_column=merged.get("label_column") or "label",
@@ -190,7 +203,7 @@ class VectorsConfig(Block):
     negative: int = spec(10, ge=0)
     epochs: int = spec(10, ge=1)  # passes over the text (gensim: 5; 10 did better on small corpora, BENCHMARKS.md)
     workers: int = spec(1, ge=0)  # threads; 1 = bit-for-bit repeatable, 0 = all cores (faster, not repeatable)
-    seed: int = 0
+    seed: int = spec(0, **SEED)
 
 
 @dataclass(frozen=True)
@@ -200,7 +213,7 @@ class BucketConfig(Block):
     keep_head: float = spec(0.25, ge=0.0, le=1.0)  # share of max_len kept from a long doc's start, the rest from its end
     boundaries: int | list[int] = 8  # a number of quantile buckets, or a list of upper bounds
     batch_size: int = spec(32, ge=1)  # batch size of the padding-waste metric
-    seed: int = 0
+    seed: int = spec(0, **SEED)
 
     # Params added after artifacts existed, with the value those artifacts were made with: a model
     # trained before keep_head kept the first max_len tokens, and predicts with that rule still.
@@ -231,7 +244,7 @@ MIN_BATCH_ROWS = 8  # train.min_batches never makes batches smaller than this
 @dataclass(frozen=True)
 class TrainConfig(Block):
     BLOCK = "train"
-    seed: int = 1
+    seed: int = spec(1, **SEED)
     epochs: int = spec(8, ge=1)
     max_steps: int = spec(0, ge=0)  # stop after this many optimizer steps; 0 = no limit
     batch_size: int = spec(128, ge=1)  # a cap on rows per batch; max_tokens sets the size

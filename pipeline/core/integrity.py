@@ -6,7 +6,9 @@ sha256, plus the sha256 of that listing itself. A consumer calls
 :func:`verify_dir` before it reads anything, so a flipped byte, a truncated or
 missing file, an edited manifest or a folder left by an interrupted run is
 refused with one line naming the file and the command that repairs it, and no
-stage ever re-checksums input it did not verify.
+stage ever re-checksums input it did not verify. A sealed folder holds exactly its
+listing: a file added after the seal (a stray ``test.parquet``) is refused too, so
+no reader takes it for a split.
 
 ``checksums.json``::
 
@@ -79,6 +81,11 @@ def verify_dir(folder: str | os.PathLike, stage: str) -> dict[str, dict]:
         ok = False
     if not ok:
         raise PipelineError(f"{listing} is damaged or was edited; {hint}")
+    extra = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.is_file() and p.name != CHECKSUMS and p.relative_to(folder).as_posix() not in files)
+    if extra:  # readers find splits by name: a file added after the seal would be read as one
+        raise PipelineError(f"{folder / extra[0]} is not in {CHECKSUMS} (added after {folder} was written); "
+                            f"remove it, or {hint}")
     for name, entry in files.items():
         path = folder / name
         if not path.is_file():

@@ -17,6 +17,7 @@ Field metadata understood here:
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -27,15 +28,36 @@ from .errors import PipelineError
 PARAMS_FILE = "params.yaml"
 
 
+def _unique_keys_loader() -> type:
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML forbids it, DVC refuses
+    it; a plain loader would keep the last value without a word)."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise PipelineError(f"key {key!r} is given twice, at lines {seen[key]} and "
+                                        f"{key_node.start_mark.line + 1}; keep one")
+                seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeys
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
-    """The params file as a mapping of blocks (``yaml.safe_load``)."""
+    """The params file as a mapping of blocks (``yaml.safe_load``'s types; a key given twice refused)."""
     import yaml
 
     p = Path(path)
     if not p.is_file():
         raise PipelineError(f"params file {p} not found; run from the project folder or pass --params")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_unique_keys_loader()) or {}
+    except PipelineError as exc:
+        raise PipelineError(f"params file {p}: {exc}") from None
     except yaml.YAMLError as exc:
         raise PipelineError(f"params file {p} is not valid YAML{_yaml_where(exc)}") from None
     except UnicodeDecodeError:
@@ -74,7 +96,7 @@ def describe(hint: Any) -> str:
     if hint is int:
         return "a whole number"
     if hint is float:
-        return "a number"
+        return "a finite number"
     if hint is str:
         return "text"
     if origin is Literal:
@@ -101,11 +123,12 @@ class _Mismatch(Exception):
     pass
 
 
-# YAML scalars each type accepts: no bool where a number is wanted, ints where a float is, never NaN.
+# YAML scalars each type accepts: no bool where a number is wanted, ints where a float is, never NaN
+# or an infinity (.inf: a learning rate of .inf trains to NaN).
 _SCALARS = {
     bool: lambda v: isinstance(v, bool),
     int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-    float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v,
+    float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
     str: lambda v: isinstance(v, str),
 }
 
