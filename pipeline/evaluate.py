@@ -166,14 +166,16 @@ def evaluate_stage(shards: str | Path, vocab_path: str | Path, model_dir: str | 
         metrics["margin"] = {k: round(metrics[k] - baseline[1][k], 6) for k in ("accuracy", "macro_f1")}
     example_header, examples = example_rows(*draw.picked(), labels, Path(raw_dir) / f"{split}.parquet")
     with sealed_dir(out_dir) as tmp:
-        has_curves = plot_curves(read_history(model_dir / "history.csv"), tmp / "curves.png")
+        model_stats = read_json(model_dir / "stats.json")
+        has_curves = plot_curves(read_history(model_dir / "history.csv"), tmp / "curves.png",
+                                 model_stats.get("partial_epoch"))
         plot_confusion(metrics["confusion"], labels, tmp / "confusion.png",
                        f"Confusion matrix\n{reader.dir.parent.name}, {split} split, {rows:,} rows")
         write_csv(tmp / "per_class.csv", ["label", "precision", "recall", "f1", "support"],
                   ([n, c["precision"], c["recall"], c["f1"], c["support"]] for n, c in metrics["per_class"].items()))
-        model_stats = read_json(model_dir / "stats.json")
         params = {**read_json(Path(raw_dir) / "params.json"), **ckpt["preprocess"], "train": ckpt["config"],
-                  "vectors": {"file": model_stats.get("vectors"), "vocab_words_covered": model_stats.get("vectors_covered")},
+                  "vectors": {"settings": model_stats.get("vectors_settings"), "file": model_stats.get("vectors"),
+                              "vocab_words_covered": model_stats.get("vectors_covered")},
                   "evaluate": cfg.to_dict()}
         write_text(tmp / "report.md", render_report(reader.dir.parent.name, split, metrics, labels, ckpt["epoch"],
                                                     ckpt["val_acc"], (example_header, examples), has_curves, params,

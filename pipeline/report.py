@@ -19,8 +19,9 @@ def _figure(figsize: tuple[float, float]):
     return Figure(figsize=figsize)
 
 
-def plot_curves(history: list[dict], path: Path) -> bool:
-    """Loss and accuracy per epoch (train and validation); False when there is no history."""
+def plot_curves(history: list[dict], path: Path, partial: str | None = None) -> bool:
+    """Loss and accuracy per epoch (train and validation), a tick per epoch, the last one marked when
+    ``train.max_steps`` cut it (``partial``: what was left of it); False when there is no history."""
     if not history:
         return False
     from matplotlib.ticker import MaxNLocator
@@ -34,7 +35,9 @@ def plot_curves(history: list[dict], path: Path) -> bool:
         ax.plot(epochs, [float(r[f"val_{key}"]) for r in history], marker="o", label="validation")
         ax.axvline(int(best["epoch"]), color="grey", linestyle="--", linewidth=1, label=f"best (epoch {best['epoch']})")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs, [f"{e}*" if partial and e == epochs[-1] else str(e) for e in epochs])
+        ax.set_xlabel(f"epoch (* partial: {partial})" if partial else "epoch")
         ax.set_ylabel("cross-entropy loss" if key == "loss" else "accuracy")
         ax.set_title("loss" if key == "loss" else "accuracy")
         ax.grid(alpha=0.3)
@@ -71,6 +74,11 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+SAME_SPLIT_NOTE = ("**Note:** this is the validation split, which also chose the model (its best epoch), so the score "
+                   "is optimistic for new text. For a held-out score, give a test file or set `dataset.test_fraction` "
+                   "(e.g. 0.1).")
+
+
 def render_report(dataset: str, split: str, metrics: dict, labels: list[str], model_epoch: int, model_val_acc: float,
                   examples: tuple[list[str], list[list[str]]], has_curves: bool, params: dict,
                   data: dict | None = None) -> str:
@@ -83,6 +91,7 @@ def render_report(dataset: str, split: str, metrics: dict, labels: list[str], mo
         f"Split **{split}**, {metrics['rows']:,} rows, {len(labels)} classes. Model from epoch {model_epoch} "
         f"(validation accuracy {model_val_acc:.4f}).",
         "",
+        *([SAME_SPLIT_NOTE, ""] if split == "validation" else []),
         "## Metrics",
         "",
         table(["accuracy", "macro-F1", "loss"],

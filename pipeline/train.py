@@ -9,8 +9,9 @@ identical bytes and DVC reruns nothing after it::
                  val_acc, padding_waste (what evaluate plots)
     stats.json   epochs run, best epoch, steps, the row cap of a batch
                  (``batch_rows``: see ``TrainConfig.rows_per_batch``), rnn_impl,
-                 parameters, the vectors file used and how many vocabulary
-                 words it covered
+                 parameters, the vectors file used, the vectors params that
+                 trained it and how many vocabulary words it covered, and ``partial_epoch`` (null, or what
+                 ``train.max_steps`` left of the last epoch)
     params.json  the train params
 
 :meth:`Trainer.fit` returns the run's timings and host facts (seconds,
@@ -52,7 +53,7 @@ from .core.config import TrainConfig
 from .cpu_share import ThreadGovernor
 from .distributed import World, rank_batches
 from .core.errors import PipelineError
-from .core.fileio import atomic_path, sha256_file, write_csv, write_json
+from .core.fileio import atomic_path, read_json, sha256_file, write_csv, write_json
 from .inference import score_split
 from .core.integrity import sealed_dir, verify_dir
 from .model import check_precision, step_autocast
@@ -67,6 +68,15 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "pa
 PLOT_FIELDS = (*HISTORY_FIELDS, "tokens_per_s")
 RESUME_KEYS = ("epoch", "step", "batches_done", "sums", "history", "speed", "best", "best_state", "model",
                "optimizer", "torch_rng")
+
+
+def vectors_settings(vectors: Path | None, vectors_dir: str | Path | None) -> dict | None:
+    """The vectors params that trained the file the embedding starts from (the vectors stage's
+    ``params.json``), None for a file of the user's own (``train.vectors``) or no vectors."""
+    params = Path(vectors_dir) / "params.json" if vectors_dir else None
+    if vectors is None or params is None or vectors.parent != Path(vectors_dir) or not params.exists():
+        return None
+    return read_json(params).get("vectors")
 
 
 class DamagedResume(Exception):
@@ -103,6 +113,7 @@ class Trainer:
         self.model.embedding.sparse = cfg.sparse_embedding(self.world.size)  # lazy Adam on touched rows
         self.model.word_dropout = cfg.word_dropout
         self.vectors = pick_vectors(cfg.vectors, vectors_dir, vocab_path)
+        self.vectors_settings = vectors_settings(self.vectors, vectors_dir)
         self.vectors_covered = None
         if self.vectors:
             weights, self.vectors_covered = load_vectors(self.vectors, self.vocab, cfg.embed_dim)
@@ -127,6 +138,7 @@ class Trainer:
         self.start_epoch = 1
         self.skip_batches = 0  # batches of start_epoch already trained before a mid-epoch resume point
         self.partial: list[float] = []  # that epoch's running sums at the resume point
+        self.partial_epoch: str | None = None  # what train.max_steps left of the last epoch, if it cut it
 
     # ------------------------------------------------------------------ resume
     def _state(self, epoch: int, batches_done: int = 0, sums: list[float] | None = None) -> dict:
@@ -194,9 +206,11 @@ class Trainer:
         start = time.perf_counter()
         beat = Heartbeat(f"epoch {epoch}", len(batches))
         bar = tqdm(total=len(batches), initial=skip, desc=f"epoch {epoch}", unit="batch", disable=None, leave=False)
+        trained = skip  # batches of this epoch trained so far
         for done, batch in enumerate(batches[skip:], start=skip + 1):
             if self.cfg.max_steps and self.step >= self.cfg.max_steps:
                 break
+            trained = done
             ids, lengths, labels = collate(self.train_data, batch)
             ids, labels = ids.to(self.device), labels.to(self.device)
             progress = (epoch - 1 + (done - 1) / len(batches)) / self.cfg.epochs
@@ -230,6 +244,10 @@ class Trainer:
             if self.cfg.resume_every and self.step % self.cfg.resume_every == 0 and done < len(batches):
                 self._save_resume(epoch - 1, done, self.world.sum([loss_sum, correct, seen, real, padded]))
         bar.close()
+        if trained < len(batches):
+            self.partial_epoch = f"epoch {epoch}: {trained} of {len(batches)} batches (train.max_steps)"
+            self._log(f"epoch {epoch} is partial: train.max_steps ({self.cfg.max_steps}) stopped it after {trained} "
+                      f"of {len(batches)} batches")
         loss_sum, correct, seen, real, padded = self.world.sum([loss_sum, correct, seen, real, padded])
         seconds = time.perf_counter() - start
         return {
@@ -266,8 +284,11 @@ class Trainer:
                 self.optimizer.scale_lr(self.cfg.lr_decay)  # in the optimizer state: resume points keep it
                 self._log(f"no validation gain: learning rate now {self.optimizer.lr:.3g}")
             self._save_resume(epoch)
+            if epoch == self.cfg.epochs:
+                break  # the planned epochs ran: not an early stop
             if epoch - self.best["epoch"] >= self.cfg.patience > 0:
-                self._log(f"early stop: no validation gain for {self.cfg.patience} epoch(s)")
+                self._log(f"early stop after epoch {epoch} of {self.cfg.epochs}: no validation gain for "
+                          f"{self.cfg.patience} epoch(s)")
                 break
             if self.cfg.max_steps and self.step >= self.cfg.max_steps:
                 break
@@ -282,8 +303,8 @@ class Trainer:
         """One line when a small train split lowered the row cap (``TrainConfig.rows_per_batch``)."""
         if self.batch_rows < self.cfg.batch_size:
             self._log(f"{len(self.train_data.lengths):,} training rows: batches of at most {self.batch_rows} rows "
-                      f"instead of train.batch_size {self.cfg.batch_size}, for about {self.cfg.min_batches} batches an "
-                      "epoch (train.min_batches; 0 keeps batch_size)")
+                      f"instead of train.batch_size {self.cfg.batch_size}, {len(self.sampler):,} batches an epoch "
+                      f"(train.min_batches {self.cfg.min_batches}; 0 keeps batch_size)")
 
     def _warn_lone_rows(self) -> None:
         """One line when texts are too long to share a batch under ``max_tokens``: correct, but each is a
@@ -315,6 +336,7 @@ class Trainer:
             "batch_rows": self.batch_rows,
             "rnn_impl": self.model.rnn_impl, "parameters": sum(p.numel() for p in self.model.parameters()),
             "vectors": str(self.vectors) if self.vectors else None, "vectors_covered": self.vectors_covered,
+            "vectors_settings": self.vectors_settings, "partial_epoch": self.partial_epoch,
         }
         if self.world.main:
             with sealed_dir(self.out_dir) as tmp:

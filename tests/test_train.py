@@ -96,8 +96,8 @@ def test_a_small_train_split_gets_smaller_batches_and_says_so(demo, tmp_path, ca
     assert len(batches) == sum(-(-int(n) // 22) for n in per_bucket) >= 100
     assert json.loads((tmp_path / "small" / "stats.json").read_text())["batch_rows"] == 22
     lines = [line for line in capsys.readouterr().err.splitlines() if "training rows" in line]
-    assert lines == ["2,160 training rows: batches of at most 22 rows instead of train.batch_size 128, for about 100 "
-                     "batches an epoch (train.min_batches; 0 keeps batch_size)"]
+    assert lines == [f"2,160 training rows: batches of at most 22 rows instead of train.batch_size 128, {len(batches)} "
+                     "batches an epoch (train.min_batches 100; 0 keeps batch_size)"]
     trainer, _ = fit(demo, tmp_path / "off", {**train, "min_batches": 0})
     batches = trainer.sampler.batches()
     assert trainer.batch_rows == 128 and max(len(b) for b in batches) == 128
@@ -254,7 +254,7 @@ def test_evaluate_report_and_predict(demo, trained, tmp_path):
         assert needle in report
     params = json.loads(report.split("## Params")[1].split("```json")[1].split("```")[0])
     assert sorted(params) == ["bucket", "dataset", "evaluate", "ingest", "shard", "tokenize", "train", "vectors", "vocab"]
-    assert params["dataset"]["name"] == "demo" and params["vectors"] == {"file": None, "vocab_words_covered": None}
+    assert params["dataset"]["name"] == "demo" and params["vectors"] == {"settings": None, "file": None, "vocab_words_covered": None}
     for png in ("confusion.png", "curves.png"):
         assert (tmp_path / "eval" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     raw = json.loads((demo / "raw" / "stats.json").read_text())

@@ -6,6 +6,7 @@ stats are written last, so their presence means the stage finished.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
 import errno
@@ -371,4 +372,19 @@ def lock_output(path: str | os.PathLike) -> None:
                             "wait for it to finish or stop it, then run again") from None
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
+    if not _HELD_LOCKS:
+        atexit.register(_forget_failed_outputs)
     _HELD_LOCKS[final] = fd
+
+
+def _forget_failed_outputs() -> None:
+    """At exit: the lock of an output that was never written goes, and so does its folder when that
+    leaves it empty, so a failed run leaves no empty ``artifacts/<name>/`` behind."""
+    for final in list(_HELD_LOCKS):
+        if final.exists():
+            continue
+        try:
+            final.with_name(f".{final.name}.lock").unlink()
+            final.parent.rmdir()  # only when empty: other outputs of the dataset stay
+        except OSError:
+            pass
