@@ -18,20 +18,35 @@ and the vocabulary are byte-identical to the local engine's for the same params.
 (``RAY_ADDRESS`` in the environment wins, as in every Ray program); an address
 connects to that cluster, whose workers must see the artifacts folder (shared
 storage). Ray is an optional extra: ``pip install -e '.[ray]'``.
+
+No hang on any cluster shape: the tokenizer actors reserve no CPU of Ray's
+(``num_cpus=0``, spread over the nodes), so every CPU stays free for Ray Data's
+listing and read tasks, and the pool is capped at the cluster's CPUs
+(:func:`pool_size`, one line when it lowers ``tokenize.workers``), so no core
+runs two tokenizers. Whatever else stops the work (a node lost, a cluster too
+busy), :func:`watched` ends the stage with one line when no batch has come for
+``stall_timeout`` seconds, and the stage's temporary output is removed.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import queue
+import sys
+import threading
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence, TypeVar
 
 import pyarrow as pa
 
 from .core.config import TokenizeConfig
 from .core.errors import PipelineError
 from .core.fileio import arrow_batches, read_arrow_batch
+from .progress import log
 from .tokenize import TOKENS_TYPE, TextNormalizer, _init_worker, _tokenize_chunk
+
+T = TypeVar("T")
 
 
 def _ray():
@@ -43,6 +58,9 @@ def _ray():
     return ray
 
 
+CONNECT_S = 120  # seconds ray.init may take to reach a cluster before the stage gives up in one line
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None, num_cpus: int) -> Iterator[object]:
     """Connected Ray: an existing session, the cluster at ``address`` / $RAY_ADDRESS, or a local one we stop after."""
@@ -51,22 +69,78 @@ def ray_session(address: str | None, num_cpus: int) -> Iterator[object]:
         yield ray
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    # A local Ray gets one CPU slot more than the actors take: Ray Data's file listing task needs a
-    # whole CPU, and with every slot held by an actor it would wait forever (seen with 1 actor).
     kwargs = {"address": address} if address else {"num_cpus": num_cpus + 1, "_node_ip_address": "127.0.0.1"}
-    ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+    with connect_deadline(address or "a local Ray"):
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kwargs)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no per-execution lines around the stage's own
+    failed = True
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         yield ray
+        failed = False
     finally:
+        if failed:  # the stage's one line is said: Ray's teardown of the work it stops adds no more
+            logging.getLogger("ray").setLevel(logging.CRITICAL + 1)
+            threading.excepthook = lambda args: None  # Ray's own threads, failing as the session goes
         ray.shutdown()
 
 
-def actor_cpus(cluster_cpus: float, workers: int) -> float:
-    """CPUs each tokenizer actor reserves: one, or less when the actors would take every CPU of the
-    cluster and leave none for Ray Data's own file listing and reading (which would then never run)."""
-    return min(1.0, max(cluster_cpus - 1.0, 0.25) / workers)
+@contextlib.contextmanager
+def connect_deadline(where: str, seconds: float = CONNECT_S) -> Iterator[None]:
+    """Ends the process with one line when connecting takes longer than ``seconds``: ``ray.init`` retries
+    an unreachable address without end, and nothing has been written yet that could be left behind."""
+    def give_up() -> None:
+        sys.stderr.write(f"Error: could not connect to Ray at {where} within {seconds:g} s; check the address "
+                         "(RAY_ADDRESS, tokenize.ray_address, vocab.ray_address) and that the cluster is up "
+                         "(`ray status`)\n")
+        sys.stderr.flush()
+        os._exit(2)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def pool_size(workers: int, cluster_cpus: float) -> int:
+    """Tokenizer actors: ``tokenize.workers``, at most one per CPU of the cluster (one line when capped)."""
+    cpus = max(1, int(cluster_cpus))
+    if workers > cpus:
+        log(f"tokenize.workers is {workers} but the Ray cluster has {cpus} CPU(s): running {cpus} tokenizer actors")
+    return min(workers, cpus)
+
+
+def watched(items: Iterable[T], timeout: float, what: str, setting: str) -> Iterator[T]:
+    """``items`` as they come, drawn by a helper thread; a PipelineError when none has come for ``timeout``
+    seconds (a Ray cluster with no CPU free for a task, a node lost), instead of waiting forever."""
+    box: queue.Queue = queue.Queue(maxsize=2)
+    end = object()
+
+    def pump() -> None:
+        try:
+            for item in items:
+                box.put((item, None))
+            box.put((end, None))
+        except BaseException as exc:  # handed to the stage's thread, which raises it
+            box.put((end, exc))
+
+    threading.Thread(target=pump, daemon=True, name=f"textpipe {what}").start()
+    while True:
+        try:
+            item, exc = box.get(timeout=timeout)
+        except queue.Empty:
+            raise PipelineError(f"{what}: no batch came back from Ray for {timeout:g} s; the cluster may have no CPU "
+                                f"free for its tasks or may have lost a node (`ray status` tells); check it, or raise "
+                                f"{setting}") from None
+        if exc is not None:
+            raise exc
+        if item is end:
+            return
+        yield item
 
 
 class _Tokenize:
@@ -86,13 +160,15 @@ def token_batches(raw_paths: Sequence[Path], cfg: TokenizeConfig, workers: int) 
     ray = _ray()
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
-    ds = ray.data.read_parquet([str(p) for p in raw_paths], num_cpus=0).select_columns(["text", "label"])
+    # absolute paths: the cluster's workers do not share the stage's working folder, only its storage
+    ds = ray.data.read_parquet([str(Path(p).resolve()) for p in raw_paths], num_cpus=0).select_columns(["text", "label"])
     normalizer = TextNormalizer(cfg.lowercase, cfg.strip_html, cfg.normalize_whitespace)
+    size = pool_size(workers, ray.cluster_resources().get("CPU", 1.0))
     ds = ds.map_batches(_Tokenize, fn_constructor_args=(cfg.lang, cfg.spacy_pipeline, normalizer),
                         batch_size=cfg.chunk_size, batch_format="pyarrow",
-                        compute=ray.data.ActorPoolStrategy(size=workers),
-                        num_cpus=actor_cpus(ray.cluster_resources().get("CPU", 1.0), workers))
-    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                        compute=ray.data.ActorPoolStrategy(size=size), num_cpus=0, scheduling_strategy="SPREAD")
+    batches = ds.iter_batches(batch_size=None, batch_format="pyarrow")
+    for batch in watched(batches, cfg.stall_timeout, "tokenize", "tokenize.stall_timeout"):
         yield (batch.column("tokens").cast(TOKENS_TYPE).combine_chunks(),
                batch.column("label").cast(pa.int64()).combine_chunks())
 
@@ -117,7 +193,7 @@ def shuffle_partitions(num_batches: int) -> int:
     return max(1, min(num_batches, getattr(ctx, "default_hash_shuffle_parallelism", 200)))
 
 
-def count_tokens(path: Path, scratch: Path | None = None) -> Iterator[pa.Table]:
+def count_tokens(path: Path, scratch: Path | None = None, stall_timeout: float = 600.0) -> Iterator[pa.Table]:
     """Exact token totals (``token``, ``count``) of a token file in pieces, each distinct token in one
     piece: partial counts per Ray task, merged by a distributed group-by, streamed to the driver a
     block at a time (``scratch`` is unused: the group-by spills to Ray's object store)."""
@@ -126,7 +202,8 @@ def count_tokens(path: Path, scratch: Path | None = None) -> Iterator[pa.Table]:
     if num_batches == 0:
         return
     ds = ray.data.range(num_batches, override_num_blocks=num_batches)
-    ds = ds.map_batches(_count_batches, fn_args=(str(path),), batch_size=1, batch_format="numpy")
+    ds = ds.map_batches(_count_batches, fn_args=(str(Path(path).resolve()),), batch_size=1, batch_format="numpy")
     totals = ds.groupby("token", num_partitions=shuffle_partitions(num_batches)).sum("count")
-    for batch in totals.iter_batches(batch_size=None, batch_format="pyarrow"):
+    batches = totals.iter_batches(batch_size=None, batch_format="pyarrow")
+    for batch in watched(batches, stall_timeout, "vocab", "vocab.stall_timeout"):
         yield batch.rename_columns(["token", "count"])

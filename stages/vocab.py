@@ -1,4 +1,5 @@
 """`textpipe vocab`: build the frequency-capped vocabulary from the training split."""
+import functools
 import os
 
 import click
@@ -19,7 +20,8 @@ def main(params_path: str) -> None:
         from pipeline import ray_engine
 
         with ray_engine.ray_session(cfg["vocab"].ray_address, os.cpu_count() or 1):
-            metrics = vocab_stage(tokens, out, cfg["vocab"], count=ray_engine.count_tokens)
+            count = functools.partial(ray_engine.count_tokens, stall_timeout=cfg["vocab"].stall_timeout)
+            metrics = vocab_stage(tokens, out, cfg["vocab"], count=count)
     else:
         metrics = vocab_stage(tokens, out, cfg["vocab"])
     unk = {s: m["unk_rate"] for s, m in metrics["splits"].items()}

@@ -175,6 +175,7 @@ class TokenizeConfig(Block):
     chunk_size: int = spec(2000, ge=1, content=False)  # texts per work unit
     engine: Literal["local", "ray"] = spec("local", content=False)  # ray: Ray Data actors (pip install -e '.[ray]')
     ray_address: str | None = spec(None, content=False)  # null: a local Ray ($RAY_ADDRESS wins); or a cluster address
+    stall_timeout: float = spec(600.0, gt=0.0, content=False)  # engine ray: seconds without a batch, then one line
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class VocabConfig(Block):
     max_size: int = spec(40000, ge=0)  # including <pad> and <unk>; 0 = no cap
     engine: Literal["local", "ray"] = spec("local", content=False)  # ray: a distributed merge of per-batch counts
     ray_address: str | None = spec(None, content=False)
+    stall_timeout: float = spec(600.0, gt=0.0, content=False)  # engine ray: seconds without a batch, then one line
 
     def validate(self) -> None:
         if 0 < self.max_size <= 2:
