@@ -35,6 +35,7 @@ import os
 import queue
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence, TypeVar
 
@@ -72,7 +73,8 @@ def ray_session(address: str | None, num_cpus: int) -> Iterator[object]:
     kwargs = {"address": address} if address else {"num_cpus": num_cpus + 1, "_node_ip_address": "127.0.0.1"}
     with connect_deadline(address or "a local Ray"):
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kwargs)
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no per-execution lines around the stage's own
+    # no lines of Ray Data's around the stage's own: its failures reach the stage as exceptions, said in one line
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     failed = True
     try:
         ctx = ray.data.DataContext.get_current()
@@ -164,9 +166,12 @@ def token_batches(raw_paths: Sequence[Path], cfg: TokenizeConfig, workers: int) 
     ds = ray.data.read_parquet([str(Path(p).resolve()) for p in raw_paths], num_cpus=0).select_columns(["text", "label"])
     normalizer = TextNormalizer(cfg.lowercase, cfg.strip_html, cfg.normalize_whitespace)
     size = pool_size(workers, ray.cluster_resources().get("CPU", 1.0))
-    ds = ds.map_batches(_Tokenize, fn_constructor_args=(cfg.lang, cfg.spacy_pipeline, normalizer),
-                        batch_size=cfg.chunk_size, batch_format="pyarrow",
-                        compute=ray.data.ActorPoolStrategy(size=size), num_cpus=0, scheduling_strategy="SPREAD")
+    with warnings.catch_warnings():  # SPREAD has no named parameter yet; its dict form is deprecated, still honoured
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = ds.map_batches(_Tokenize, fn_constructor_args=(cfg.lang, cfg.spacy_pipeline, normalizer),
+                            batch_size=cfg.chunk_size, batch_format="pyarrow",
+                            compute=ray.data.ActorPoolStrategy(size=size), num_cpus=0,
+                            ray_remote_args_fn=lambda: {"scheduling_strategy": "SPREAD"})
     batches = ds.iter_batches(batch_size=None, batch_format="pyarrow")
     for batch in watched(batches, cfg.stall_timeout, "tokenize", "tokenize.stall_timeout"):
         yield (batch.column("tokens").cast(TOKENS_TYPE).combine_chunks(),

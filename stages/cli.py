@@ -103,6 +103,11 @@ def expected_failure(exc: BaseException) -> str | None:
         return f"could not read or write an Arrow/Parquet file: {exc}; rerun the stage that wrote it (dvc repro -f)"
     if module == "yaml":
         return f"could not parse YAML: {exc}; fix the file"
+    if module == "ray" and not any(c.__name__ == "RayTaskError" for c in type(exc).__mro__):
+        # the cluster's own failure (a node or worker lost, objects gone); a task's error is the task's
+        text = str(exc).strip().splitlines()
+        return (f"Ray failed ({type(exc).__name__}{': ' + text[0] if text else ''}); a node may have been lost or the "
+                "cluster may be short of memory: check it (`ray status`), then rerun")
     return None
 
 

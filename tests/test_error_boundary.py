@@ -104,3 +104,14 @@ def test_artifacts_being_a_file_is_one_line_through_the_console_script(tmp_path,
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: "), proc.stderr
     assert "artifacts" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "artifacts").read_text() == "not a folder"
+
+
+def test_a_lost_ray_node_is_one_line_but_a_tasks_own_error_is_not_hidden():
+    from stages.cli import expected_failure
+
+    node_died = type("ActorDiedError", (Exception,), {"__module__": "ray.exceptions"})
+    line = expected_failure(node_died("The actor died unexpectedly\nmore detail"))
+    assert line == ("Ray failed (ActorDiedError: The actor died unexpectedly); a node may have been lost or the cluster "
+                    "may be short of memory: check it (`ray status`), then rerun")
+    task_error = type("RayTaskError", (Exception,), {"__module__": "ray.exceptions"})
+    assert expected_failure(task_error("AttributeError in _Tokenize")) is None  # a bug in the task: its traceback

@@ -107,6 +107,8 @@ def test_one_actor_on_the_local_ray_the_stage_starts_equals_local_on_the_demo(de
             f"    vocab_stage({str(tmp_path / 'tokens')!r}, {str(tmp_path / 'vocab')!r}, VocabConfig(engine='ray'), "
             "count=ray_engine.count_tokens)\n")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300, env=env)
+    # stdin closed: Ray's reaper process reads its stdin, which must not be the test runner's own
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300, env=env,
+                   stdin=subprocess.DEVNULL)
     same_files(demo / "tokens", tmp_path / "tokens", OUTPUTS)
     same_files(demo / "vocab", tmp_path / "vocab", ("vocab.tsv", "metrics.json", "params.json"))

@@ -66,7 +66,9 @@ def project(root, demo, tokenize=None, vocab=None):
 def stage(root, name, address, timeout=300):
     env = {**os.environ, "RAY_ADDRESS": address, **LOOPBACK}
     exe = shutil.which("textpipe") or str(os.path.join(os.path.dirname(sys.executable), "textpipe"))
-    return subprocess.run([exe, name], cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    # stdin closed: a process that starts Ray must not inherit (and read) the test runner's own stdin
+    return subprocess.run([exe, name], cwd=root, env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
 
 
 def same_files(a, b, names):
@@ -86,12 +88,16 @@ def test_every_pool_size_runs_to_the_local_engines_bytes_on_a_two_node_cluster(c
     out = stage(full, "vocab", address)
     assert out.returncode == 0, out.stderr
     same_files(demo / "vocab", full / "artifacts" / "demo" / "vocab", ("vocab.tsv", "metrics.json", "params.json"))
-    # more workers than CPUs: capped, in one line, to the same bytes
+    # more workers than CPUs: capped, in one line, to the same bytes; fewer: the same bytes
     many = project(tmp_path / "many", demo, {"workers": 8})
     out = stage(many, "tokenize", address)
     assert out.returncode == 0, out.stderr
     assert "tokenize.workers is 8 but the Ray cluster has 2 CPU(s): running 2 tokenizer actors" in out.stderr
     same_files(demo / "tokens", many / "artifacts" / "demo" / "tokens", TOKEN_FILES)
+    one = project(tmp_path / "one", demo, {"workers": 1})
+    out = stage(one, "tokenize", address)
+    assert out.returncode == 0 and "tokenizer actors" not in out.stderr, out.stderr
+    same_files(demo / "tokens", one / "artifacts" / "demo" / "tokens", TOKEN_FILES)
 
 
 def test_a_stall_ends_the_stage_in_one_line_and_leaves_nothing(demo, tmp_path, monkeypatch):
@@ -129,7 +135,7 @@ def test_a_node_lost_mid_stage_ends_in_one_line_or_a_whole_result(cluster, demo,
     root = project(tmp_path / "lost", demo, {"workers": 2, "chunk_size": 50, "stall_timeout": 30})
     exe = shutil.which("textpipe") or str(os.path.join(os.path.dirname(sys.executable), "textpipe"))
     run = subprocess.Popen([exe, "tokenize"], cwd=root, env={**os.environ, "RAY_ADDRESS": address, **LOOPBACK},
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         import time
 
