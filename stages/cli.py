@@ -90,6 +90,8 @@ def expected_failure(exc: BaseException) -> str | None:
     """The one line for a failure a user or their machine can cause and fix, or None (a bug)."""
     import errno
 
+    if isinstance(exc, ConnectionError) and not exc.errno:
+        return f"could not connect ({exc or type(exc).__name__}); check the address and that the service is up, then rerun"
     if isinstance(exc, OSError):
         name = errno.errorcode.get(exc.errno or 0, "")
         where = " ".join(f"'{f}'" for f in (exc.filename, exc.filename2) if f)

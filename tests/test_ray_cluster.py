@@ -23,12 +23,17 @@ TOKEN_FILES = ("train.arrow", "validation.arrow", "test.arrow", "stats.json", "p
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
+def clean_env(**extra) -> dict:
+    """This process's environment without Ray's variables (an earlier in-process Ray of the same test
+    worker leaves some, which made the stage's connection fail), plus ``extra``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("RAY_")}, **LOOPBACK, **extra}
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """(address, the cluster process): started here, stopped in the finally, by its own process group."""
     tmp = tempfile.mkdtemp(prefix="tpray", dir="/tmp")  # short: Ray's socket paths live under it
-    env = {**os.environ, "RAY_TMPDIR": tmp, **LOOPBACK}
-    env.pop("RAY_ADDRESS", None)
+    env = clean_env(RAY_TMPDIR=tmp)
     proc = subprocess.Popen([sys.executable, "-m", "tests.ray_cluster", "1"], cwd=REPO, env=env, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -64,7 +69,7 @@ def project(root, demo, tokenize=None, vocab=None):
 
 
 def stage(root, name, address, timeout=300):
-    env = {**os.environ, "RAY_ADDRESS": address, **LOOPBACK}
+    env = clean_env(RAY_ADDRESS=address)
     exe = shutil.which("textpipe") or str(os.path.join(os.path.dirname(sys.executable), "textpipe"))
     # stdin closed: a process that starts Ray must not inherit (and read) the test runner's own stdin
     return subprocess.run([exe, name], cwd=root, env=env, capture_output=True, text=True, timeout=timeout,
@@ -134,7 +139,7 @@ def test_a_node_lost_mid_stage_ends_in_one_line_or_a_whole_result(cluster, demo,
     address, proc = cluster
     root = project(tmp_path / "lost", demo, {"workers": 2, "chunk_size": 50, "stall_timeout": 30})
     exe = shutil.which("textpipe") or str(os.path.join(os.path.dirname(sys.executable), "textpipe"))
-    run = subprocess.Popen([exe, "tokenize"], cwd=root, env={**os.environ, "RAY_ADDRESS": address, **LOOPBACK},
+    run = subprocess.Popen([exe, "tokenize"], cwd=root, env=clean_env(RAY_ADDRESS=address),
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         import time
