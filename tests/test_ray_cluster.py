@@ -16,6 +16,11 @@ import yaml
 from .helpers import REPO, run_cli
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (the test extra has it)")
+# Opt-in: in the full suite on 2 cores the cluster's GCS once died while another worker's tests ran
+# a Ray of their own (CI, 2026-12-08), so the cluster runs only when asked, on a machine it has alone.
+needs_cluster = pytest.mark.skipif(os.environ.get("TEXTPIPE_RAY_CLUSTER") != "1",
+                                   reason="a real two-node Ray cluster: run with TEXTPIPE_RAY_CLUSTER=1 "
+                                          "python -m pytest tests/test_ray_cluster.py")
 
 TOKEN_FILES = ("train.arrow", "validation.arrow", "test.arrow", "stats.json", "params.json")
 # Ray turns 127.0.0.1 in an address into this machine's outward IP unless told to keep to loopback
@@ -81,6 +86,7 @@ def same_files(a, b, names):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
+@needs_cluster
 @pytest.mark.slow
 def test_every_pool_size_runs_to_the_local_engines_bytes_on_a_two_node_cluster(cluster, demo, tmp_path):
     address, _ = cluster
@@ -134,6 +140,7 @@ def test_a_stall_ends_the_stage_in_one_line_and_leaves_nothing(demo, tmp_path, m
     assert ray_engine.pool_size(8, 2.0) == 2 and ray_engine.pool_size(1, 2.0) == 1 and ray_engine.pool_size(3, 0.5) == 1
 
 
+@needs_cluster
 @pytest.mark.slow
 def test_a_node_lost_mid_stage_ends_in_one_line_or_a_whole_result(cluster, demo, tmp_path):
     address, proc = cluster
