@@ -144,11 +144,16 @@ def csv_options(ext: str, columns: list[str], block: int) -> dict[str, Any]:
     }
 
 
+def dialect_reader(f: Any, path: Path) -> Any:
+    """Python's csv reader over the open file ``f`` in the dialect of ``path``'s suffix (DIALECTS)."""
+    dialect = DIALECTS[path.suffix.lower()]
+    return csv.reader(f, delimiter=dialect.get("delimiter", ","), quoting=dialect.get("quoting", csv.QUOTE_MINIMAL))
+
+
 def csv_header(path: Path) -> list[str]:
     """The header record of a CSV/TSV, by Python's csv parser in the file's dialect."""
-    dialect = DIALECTS[path.suffix.lower()]
     with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter=dialect.get("delimiter", ","), quoting=dialect.get("quoting", csv.QUOTE_MINIMAL))
+        reader = dialect_reader(f, path)
         header = next(reader, [])
     if not header:
         raise PipelineError(f"{path} has no header line; its first line must name the columns (e.g. text,label)")
@@ -199,10 +204,9 @@ def delimited_rows(path: Path) -> SplitRows:
 def bad_record(path: Path, fields: int) -> str | None:
     """Where Python's csv parser finds the first record of a CSV/TSV without ``fields`` fields: the line
     it starts on and what to do; None when every record has them."""
-    dialect = DIALECTS[path.suffix.lower()]
     csv.field_size_limit(sys.maxsize)
     with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter=dialect.get("delimiter", ","), quoting=dialect.get("quoting", csv.QUOTE_MINIMAL))
+        reader = dialect_reader(f, path)
         start = 1
         try:
             for record in reader:
@@ -387,12 +391,11 @@ def load_splits(src: DataSource, cache_dir: str | Path | None = None) -> dict[st
 def verify_delimited(path: Path, rows: SplitRows, text_column: str) -> None:
     """Re-read a CSV/TSV with Python's own csv parser (same dialect) and check that every record's
     text and the number of records equal what was loaded; else name the first line that disagrees."""
-    dialect = DIALECTS[path.suffix.lower()]
     csv.field_size_limit(sys.maxsize)
     loaded = (text for table in rows.batches([text_column]) for text in table.column(0).to_pylist())
     end = object()
     with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter=dialect.get("delimiter", ","), quoting=dialect.get("quoting", csv.QUOTE_MINIMAL))
+        reader = dialect_reader(f, path)
         header = next(reader, [])
         col = header.index(text_column) if text_column in header else None
         records = 0
